@@ -1,0 +1,116 @@
+"""The records a frame is analysed into.
+
+Detection creates one :class:`Face` per face with only its ``box``; each processor then
+enriches the same record (insightface's ``FaceAnalysis`` pattern). Fields a processor has not
+filled stay ``None``, so a record is always safe to draw or serialise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class Box(NamedTuple):
+    """A face box in pixels, in ``face_recognition``'s order: (top, right, bottom, left).
+
+    Invariant: ``left < right`` and ``top < bottom``; coordinates may lie outside the frame
+    only when a detector reports so, :meth:`clip` brings them inside.
+    """
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> Box:
+        return cls(int(round(y)), int(round(x + w)), int(round(y + h)), int(round(x)))
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
+
+    def scaled(self, factor: float) -> Box:
+        return Box(*(int(round(v * factor)) for v in self))
+
+    def clip(self, frame_width: int, frame_height: int) -> Box:
+        return Box(
+            max(0, self.top),
+            min(frame_width, self.right),
+            min(frame_height, self.bottom),
+            max(0, self.left),
+        )
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union, 0 when the boxes do not overlap."""
+        inter = Box(
+            max(self.top, other.top),
+            min(self.right, other.right),
+            min(self.bottom, other.bottom),
+            max(self.left, other.left),
+        )
+        if inter.width <= 0 or inter.height <= 0:
+            return 0.0
+        union = self.area + other.area - inter.area
+        return inter.area / union if union else 0.0
+
+
+@dataclass
+class Face:
+    """One face in one frame; ``box`` is always set, every other field is filled by a processor."""
+
+    box: Box
+    track_id: int | None = None
+    landmarks: dict[str, list[tuple[int, int]]] | None = None
+    keypoints: dict[str, tuple[float, float]] | None = None
+    encoding: np.ndarray | None = None
+    name: str | None = None
+    distance: float | None = None
+    age: float | None = None
+    gender: str | None = None
+    gender_confidence: float | None = None
+    angle: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready data (the CLI contract); the encoding is left out, it is not for people."""
+        return {
+            "box": list(self.box),
+            "track_id": self.track_id,
+            "keypoints": (
+                {k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in self.keypoints.items()}
+                if self.keypoints is not None
+                else None
+            ),
+            "name": self.name,
+            "distance": None if self.distance is None else round(float(self.distance), 4),
+            "age": None if self.age is None else round(float(self.age), 1),
+            "gender": self.gender,
+            "gender_confidence": (
+                None if self.gender_confidence is None else round(float(self.gender_confidence), 3)
+            ),
+            "angle": None if self.angle is None else round(float(self.angle), 1),
+        }
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline learnt about one frame.
+
+    ``timings_ms`` maps a stage name ("detect", a processor's name, "draw") to its cost on this
+    frame; ``labels`` holds frame-level (label, probability) pairs such as ImageNet classes.
+    """
+
+    faces: list[Face] = field(default_factory=list)
+    labels: list[tuple[str, float]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
