@@ -1,0 +1,57 @@
+"""Synthetic clips made of real face photos: the shared source of frames for the browser test
+(a ``.y4m`` fed to Chromium's fake camera) and the benchmarks.
+
+Invariant: frames are deterministic for given arguments, and every face stays entirely inside
+the frame, so "faces in the clip" is known exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.images import load_image
+
+
+def face_clip(
+    photos: Sequence[Path],
+    n_frames: int,
+    size: tuple[int, int] = (640, 480),
+    faces_per_frame: int = 1,
+    face_side: int = 200,
+) -> Iterator[np.ndarray]:
+    """``n_frames`` BGR frames of ``size`` (width, height), each showing ``faces_per_frame`` photos
+    side by side on a grey background, drifting slowly as a person in front of a webcam does.
+    The photos rotate through ``photos`` once per second of a 30 fps clip."""
+    width, height = size
+    if faces_per_frame * face_side > width or face_side > height:
+        raise ValueError(f"{faces_per_frame} faces of {face_side} px do not fit in {width}x{height}")
+    tiles = [cv2.resize(load_image(p), (face_side, face_side), interpolation=cv2.INTER_AREA) for p in photos]
+    slot = width // faces_per_frame
+    for i in range(n_frames):
+        frame = np.full((height, width, 3), 110, np.uint8)
+        dx = int(round((slot - face_side) / 2 * np.sin(i / 25)))
+        dy = int(round((height - face_side) / 2 * np.sin(i / 40)))
+        for k in range(faces_per_frame):
+            tile = tiles[(i // 30 + k) % len(tiles)]
+            x = k * slot + (slot - face_side) // 2 + dx
+            y = (height - face_side) // 2 + dy
+            frame[y : y + face_side, x : x + face_side] = tile
+        yield frame
+
+
+def write_y4m(frames: Iterator[np.ndarray], path: Path, fps: int = 30) -> Path:
+    """Write BGR frames as a YUV4MPEG2 (4:2:0) file, the format Chromium's fake camera reads."""
+    with open(path, "wb") as out:
+        header_written = False
+        for frame in frames:
+            if not header_written:
+                height, width = frame.shape[:2]
+                out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+                header_written = True
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path

@@ -1,0 +1,84 @@
+"""Live: the browser webcam streamed through the frame pipeline and back, annotated."""
+
+import time
+
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from core.detect import DETECTORS
+from core.live import LiveStream
+from core.pipeline import PipelineConfig
+from core.settings import SettingsError, rtc_configuration
+
+CONNECT_TIMEOUT_S = 15
+LIVE_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
+TRANSLATIONS = {
+    "device_access_denied": "Camera access was denied. Allow the camera for this site (icon in the address bar), then press START again",
+    "device_not_available": "No usable camera: plug one in or close the app that holds it, then press START again",
+    "media_api_not_available": "This browser cannot open the camera on this page: use http://localhost or HTTPS",
+}
+
+st.title("Live")
+
+# One stream object per browser session; the frame thread only ever sees this object.
+if "live_stream" not in st.session_state:
+    st.session_state.live_stream = LiveStream()
+live: LiveStream = st.session_state.live_stream
+
+with st.sidebar:
+    st.subheader("Processors")
+    detect = st.checkbox("Face detection", value=True, help="Boxes around faces; the other face processors build on it.")
+    detector = st.radio(
+        "Detector",
+        LIVE_DETECTORS,
+        format_func={"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}.get,
+        horizontal=True,
+        disabled=not detect,
+    )
+live.configure(PipelineConfig(detector=detector if detect else None))
+
+try:
+    secrets = st.secrets if st.secrets.load_if_toml_exists() else None
+    rtc = rtc_configuration(secrets)
+except SettingsError as error:
+    st.error(f"WebRTC settings: {error}")
+    st.stop()
+
+context = webrtc_streamer(
+    key="live",
+    mode=WebRtcMode.SENDRECV,
+    rtc_configuration=rtc,
+    media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
+    video_frame_callback=live.video_frame_callback,
+    async_processing=True,
+    translations=TRANSLATIONS,
+)
+
+
+@st.fragment(run_every=1.0 if context.state.signalling or context.state.playing else None)
+def live_panel() -> None:
+    """Polls the stream's thread-safe statistics once a second while it runs."""
+    state = context.state
+    if state.signalling and not state.playing:
+        started = st.session_state.setdefault("live_connecting_since", time.monotonic())
+        if time.monotonic() - started > CONNECT_TIMEOUT_S:
+            st.warning(
+                "The video connection could not be established. If the browser runs on another "
+                "machine than the server, a TURN server is needed: see 'Remote use' in the README."
+            )
+        else:
+            st.info("Connecting to the camera stream...")
+    else:
+        st.session_state.pop("live_connecting_since", None)
+    stats = live.stats.snapshot()
+    fps, faces, frame_ms = st.columns(3)
+    fps.metric("Frames per second", f"{stats['fps']:.1f}")
+    faces.metric("Faces in view", stats["faces"])
+    frame_ms.metric("ms per frame", "-" if stats["frame_ms"] is None else f"{stats['frame_ms']:.0f}")
+    if stats["stage_ms"]:
+        st.caption(" · ".join(f"{stage} {ms:.1f} ms" for stage, ms in stats["stage_ms"].items()))
+    for stage, message in stats["errors"].items():
+        st.warning(f"The {stage} stage failed and is skipped: {message}")
+
+
+live_panel()

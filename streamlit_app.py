@@ -1,0 +1,19 @@
+"""Vision Lab: the Streamlit entry point (``streamlit run streamlit_app.py``).
+
+The first import must stay ``streamlit_webrtc``: TensorFlow imported before it segfaults the
+server (see core/__init__.py); the pages import TensorFlow-backed modules later.
+"""
+
+import streamlit_webrtc  # noqa: F401, I001  (must precede anything that imports TensorFlow)
+import streamlit as st
+
+st.set_page_config(page_title="Vision Lab", page_icon=":material/visibility:", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
+    ]
+)
+st.sidebar.caption("Vision Lab · faces, keypoints, recognition, style transfer. Everything runs on this machine.")
+navigation.run()

@@ -1,0 +1,41 @@
+import streamlit_webrtc  # noqa: F401, I001  (must precede TensorFlow: see core/__init__.py)
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+FACES_DIR = SHARED_DATA / "faces_identities"
+
+
+def shared_data(relative: str) -> Path:
+    """A path under ../shared/data; skips the calling test, saying why, when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared data folder must sit beside the repository")
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_photos() -> list[Path]:
+    """The first photo of each of the 40 LFW people (150x150, one frontal face each)."""
+    return sorted(shared_data("faces_identities").glob("*/1.jpg"))
+
+
+def paste(frame: np.ndarray, photo: Path, x: int, y: int, side: int) -> None:
+    """Put ``photo`` resized to ``side`` pixels into ``frame`` with its top-left corner at (x, y)."""
+    from core.images import load_image
+
+    frame[y : y + side, x : x + side] = cv2.resize(load_image(photo), (side, side), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture
+def two_face_frame(face_photos: list[Path]) -> np.ndarray:
+    """A 640x480 frame with two known faces, at x in [40, 260) and [360, 580)."""
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    paste(frame, face_photos[0], 40, 120, 220)
+    paste(frame, face_photos[1], 360, 120, 220)
+    return frame
