@@ -9,7 +9,7 @@ install:
 	scripts/install.sh
 
 run: install
-	.venv/bin/streamlit run streamlit_app.py --server.port $(PORT)
+	.venv/bin/python scripts/serve.py --server.port $(PORT)
 
 test:
 	scripts/install.sh --test

@@ -39,3 +39,11 @@ def two_face_frame(face_photos: list[Path]) -> np.ndarray:
     paste(frame, face_photos[0], 40, 120, 220)
     paste(frame, face_photos[1], 360, 120, 220)
     return frame
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item, so fixtures can react to a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
