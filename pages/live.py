@@ -44,15 +44,17 @@ except SettingsError as error:
     st.error(f"WebRTC settings: {error}")
     st.stop()
 
-context = webrtc_streamer(
-    key="live",
-    mode=WebRtcMode.SENDRECV,
-    rtc_configuration=rtc,
-    media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
-    video_frame_callback=live.video_frame_callback,
-    async_processing=True,
-    translations=TRANSLATIONS,
-)
+video_column, panel_column = st.columns([3, 1])
+with video_column:
+    context = webrtc_streamer(
+        key="live",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=rtc,
+        media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
+        video_frame_callback=live.video_frame_callback,
+        async_processing=True,
+        translations=TRANSLATIONS,
+    )
 
 
 @st.fragment(run_every=1.0 if context.state.signalling or context.state.playing else None)
@@ -71,14 +73,14 @@ def live_panel() -> None:
     else:
         st.session_state.pop("live_connecting_since", None)
     stats = live.stats.snapshot()
-    fps, faces, frame_ms = st.columns(3)
-    fps.metric("Frames per second", f"{stats['fps']:.1f}")
-    faces.metric("Faces in view", stats["faces"])
-    frame_ms.metric("ms per frame", "-" if stats["frame_ms"] is None else f"{stats['frame_ms']:.0f}")
+    st.metric("Frames per second", f"{stats['fps']:.1f}", help="Frames processed on the server per second")
+    st.metric("Faces in view", stats["faces"])
+    st.metric("ms per frame", "-" if stats["frame_ms"] is None else f"{stats['frame_ms']:.0f}")
     if stats["stage_ms"]:
         st.caption(" · ".join(f"{stage} {ms:.1f} ms" for stage, ms in stats["stage_ms"].items()))
     for stage, message in stats["errors"].items():
         st.warning(f"The {stage} stage failed and is skipped: {message}")
 
 
-live_panel()
+with panel_column:
+    live_panel()
