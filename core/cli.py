@@ -45,6 +45,19 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
+def available_processors(**options: Any) -> tuple:
+    """Every processor that can run here, built once; the others are named on stderr."""
+    from core.processors import ProcessorUnavailable, get_processor, processor_specs
+
+    processors = []
+    for spec in processor_specs():
+        try:
+            processors.append(get_processor(spec.name, **options))
+        except ProcessorUnavailable as error:
+            print(f"note: {error}", file=sys.stderr)
+    return tuple(processors)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from core.detect import DETECTORS
     from core.images import ImageError, load_image
@@ -52,7 +65,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.detector not in DETECTORS:
         raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
-    pipeline = FramePipeline(PipelineConfig(detector=args.detector, tracking=False))
+    config = PipelineConfig(detector=args.detector, processors=available_processors(), tracking=False)
+    pipeline = FramePipeline(config)
     failures = 0
     for path in expand_inputs(args.images):
         try:

@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -57,18 +58,22 @@ class PipelineConfig:
     tracking: bool = True
 
 
+_track_ids = itertools.count(1)  # shared by every tracker: ids are unique across streams
+
+
 class FaceTracker:
     """Greedy IoU matching of this frame's boxes to the previous frame's tracks.
 
     A box overlapping a previous track by at least ``min_iou`` inherits its id; others get new
-    ids. A track unseen for more than ``max_missed`` frames is forgotten.
+    ids, unique across all trackers of the process (so a processor shared by several streams can
+    key its per-face cache by ``track_id``). A track unseen for more than ``max_missed`` frames
+    is forgotten.
     """
 
     def __init__(self, min_iou: float = 0.3, max_missed: int = 5) -> None:
         self.min_iou = min_iou
         self.max_missed = max_missed
         self._tracks: dict[int, tuple[Box, int]] = {}  # id -> (last box, frames missed)
-        self._next_id = 1
 
     def update(self, faces: list[Face]) -> None:
         pairs = sorted(
@@ -87,8 +92,7 @@ class FaceTracker:
         tracks = {tid: v for tid, v in tracks.items() if v[1] <= self.max_missed}
         for i, face in enumerate(faces):
             if i not in assigned:
-                assigned[i] = self._next_id
-                self._next_id += 1
+                assigned[i] = next(_track_ids)
             face.track_id = assigned[i]
             tracks[face.track_id] = (face.box, 0)
         self._tracks = tracks

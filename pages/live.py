@@ -8,6 +8,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from core.detect import DETECTORS
 from core.live import LiveStream
 from core.pipeline import PipelineConfig
+from core.processors import ProcessorUnavailable, get_processor, processor_specs
 from core.settings import SettingsError, rtc_configuration
 
 CONNECT_TIMEOUT_S = 15
@@ -35,7 +36,21 @@ with st.sidebar:
         horizontal=True,
         disabled=not detect,
     )
-live.configure(PipelineConfig(detector=detector if detect else None))
+    chosen = []
+    for spec in processor_specs():
+        reason = spec.unavailable()
+        label = spec.label if reason is None else f"{spec.label} (unavailable)"
+        if st.checkbox(label, value=False, key=f"live_{spec.name}", help=reason or spec.description, disabled=bool(reason)):
+            chosen.append(spec)
+
+processors = []
+for spec in chosen:
+    try:
+        with st.spinner(f"Loading {spec.label}..."):
+            processors.append(get_processor(spec.name))  # built once per process, never in the frame thread
+    except ProcessorUnavailable as error:
+        st.sidebar.error(str(error))
+live.configure(PipelineConfig(detector=detector if detect else None, processors=tuple(processors)))
 
 try:
     secrets = st.secrets if st.secrets.load_if_toml_exists() else None

@@ -29,8 +29,8 @@ class Naming(Processor):
     label = "Names every face"
 
     def process(self, frame_bgr, result):
-        for face in result.faces:
-            face.name = f"person {face.track_id}"
+        for i, face in enumerate(result.faces):
+            face.name = f"person {i}"
 
 
 class FrameLabel(Processor):
@@ -46,7 +46,12 @@ def test_detects_tracks_and_draws_two_real_faces(two_face_frame):
     pipeline = FramePipeline(PipelineConfig(detector="haar"))
     annotated, result = pipeline.annotate(two_face_frame)
     assert len(result.faces) == 2
-    assert [f.track_id for f in result.faces] == [1, 2]
+    first, second = (f.track_id for f in result.faces)
+    assert first is not None and second is not None and first != second
+    _, again = pipeline.annotate(two_face_frame)
+    assert [f.track_id for f in again.faces] == [first, second]  # same faces, same tracks
+    _, other_stream = FramePipeline(PipelineConfig(detector="haar")).annotate(two_face_frame)
+    assert not {f.track_id for f in other_stream.faces} & {first, second}  # ids unique across streams
     assert annotated.shape == two_face_frame.shape and annotated.dtype == np.uint8
     assert not np.array_equal(annotated, two_face_frame)  # boxes were drawn
     assert np.array_equal(two_face_frame, two_face_frame.copy())  # and the input is untouched
@@ -61,7 +66,7 @@ def test_a_failing_processor_lets_the_frame_through_and_is_reported_once(two_fac
         for _ in range(3):
             annotated, result = pipeline.annotate(two_face_frame)
     assert exploding.calls == 3
-    assert [f.name for f in result.faces] == ["person 1", "person 2"]  # later processors still ran
+    assert [f.name for f in result.faces] == ["person 0", "person 1"]  # later processors still ran
     assert np.array_equal(annotated, reference)
     errors = pipeline.stats.snapshot()["errors"]
     assert errors == {"exploding": "RuntimeError: boom"}
