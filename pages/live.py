@@ -72,6 +72,18 @@ with video_column:
     )
 
 
+with video_column.expander("The camera does not start?"):
+    st.markdown(
+        "- **NotAllowedError / Permission denied**: the browser blocked the camera. Allow it for this "
+        "site (camera icon in the address bar), then press START again.\n"
+        "- **NotFoundError / Requested device not found**: no camera is connected or enabled. Plug one "
+        "in, or use the Photo and Video pages instead.\n"
+        "- **NotReadableError**: another application is using the camera. Close it and press START again.\n"
+        "- **Connection is taking longer than expected**: the browser cannot reach this server's media "
+        "port. On another machine than the server, configure a TURN server (README, 'Remote use')."
+    )
+
+
 @st.fragment(run_every=1.0 if context.state.signalling or context.state.playing else None)
 def live_panel() -> None:
     """Polls the stream's thread-safe statistics once a second while it runs."""

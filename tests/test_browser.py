@@ -87,24 +87,36 @@ def camera_clip(tmp_path_factory, face_photos) -> Path:
     return write_y4m(face_clip(face_photos[:6], n_frames=90, faces_per_frame=2), path)
 
 
+BASE_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
 @pytest.fixture(scope="module")
-def browser(camera_clip):
+def playwright():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox", "--disable-gpu",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera_clip}",
-                "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
+        yield playwright
+
+
+def launch(playwright, *flags: str):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*BASE_FLAGS, *flags])
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, camera_clip):
+    """Chromium whose camera is the clip, with camera access granted."""
+    browser = launch(
+        playwright,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera_clip}",
+    )
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -166,3 +178,22 @@ def test_live_page_streams_the_camera_annotated(page, server):
     if os.environ.get("VISION_LAB_SCREENSHOT"):
         page.wait_for_timeout(2000)
         page.screenshot(path=os.environ["VISION_LAB_SCREENSHOT"])
+
+
+@pytest.mark.parametrize("flags,shown", [
+    (("--use-fake-device-for-media-stream", "--deny-permission-prompts"), "NotAllowedError"),
+    (("--deny-permission-prompts",), "NotFoundError"),
+], ids=["camera-denied", "no-camera"])
+def test_a_denied_or_missing_camera_is_explained_not_a_crash(playwright, server, flags, shown):
+    browser = launch(playwright, *flags)
+    try:
+        page = browser.new_page()
+        page.goto(f"{server[0]}/live")
+        component = page.frame_locator('iframe[title*="webrtc"]')
+        component.get_by_role("button", name=re.compile("start", re.I)).click(timeout=60_000)
+        component.get_by_text(shown).wait_for(timeout=30_000)  # the browser's reason, in plain words
+        page.get_by_text("The camera does not start?").click()
+        page.get_by_text(re.compile(f"{shown} /")).wait_for(timeout=10_000)  # and what to do about it
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        browser.close()
