@@ -174,6 +174,11 @@ def test_live_page_streams_the_camera_annotated(page, server):
     wait_until(playing, 60, "the processed video to play in the browser")
     wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 30, "the live panel to report a face")
     wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 30, "the live panel to report fps > 0")
+    detection = page.locator('[data-testid="stSidebar"]').get_by_text("Face detection", exact=True)
+    detection.click()  # switched off while streaming: the next frames carry no face
+    wait_until(lambda: metric(page, "Faces in view") == 0, 30, "faces to drop to 0 with detection off")
+    detection.click()
+    wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 30, "faces to come back with detection on")
     assert page.locator('[data-testid="stException"]').count() == 0
     if os.environ.get("VISION_LAB_SCREENSHOT"):
         page.wait_for_timeout(2000)
