@@ -45,28 +45,16 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
-def available_processors(**options: Any) -> tuple:
-    """Every processor that can run here, built once; the others are named on stderr."""
-    from core.processors import ProcessorUnavailable, get_processor, processor_specs
-
-    processors = []
-    for spec in processor_specs():
-        try:
-            processors.append(get_processor(spec.name, **options))
-        except ProcessorUnavailable as error:
-            print(f"note: {error}", file=sys.stderr)
-    return tuple(processors)
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
     from core.detect import DETECTORS
     from core.images import ImageError, load_image
-    from core.pipeline import FramePipeline, PipelineConfig
+    from core.photo import analysis_json, photo_pipeline
 
     if args.detector not in DETECTORS:
         raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
-    config = PipelineConfig(detector=args.detector, processors=available_processors(), tracking=False)
-    pipeline = FramePipeline(config)
+    pipeline, unavailable = photo_pipeline(args.detector)
+    for reason in unavailable.values():
+        print(f"note: {reason}", file=sys.stderr)
     failures = 0
     for path in expand_inputs(args.images):
         try:
@@ -79,9 +67,46 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         errors = pipeline.stats.snapshot()["errors"]
         if errors:
             raise RuntimeError("; ".join(f"{stage}: {message}" for stage, message in errors.items()))
-        height, width = image.shape[:2]
-        emit({"image": str(path), "width": width, "height": height, "faces": [f.to_json() for f in result.faces]})
+        emit(analysis_json(str(path), image, result))
     return 1 if failures else 0
+
+
+def cmd_annotate_video(args: argparse.Namespace) -> int:
+    from core.detect import DETECTORS
+    from core.pipeline import FramePipeline, PipelineConfig
+    from core.processors import build_processors
+    from core.video import VideoError, annotate_video
+
+    source, target = Path(args.input), Path(args.output)
+    if args.detector not in DETECTORS:
+        raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
+    if target.suffix.lower() != ".mp4":
+        raise UsageError(f"{target}: the output is an MP4 file, name it *.mp4")
+    if not target.parent.is_dir():
+        raise UsageError(f"{target.parent}: no such folder for the output")
+    if target.exists() and source.exists() and target.samefile(source):
+        raise UsageError("the output would overwrite the input; choose another OUT")
+    names = [name.strip() for name in args.processors.split(",") if name.strip()]
+    options = {"recognition": {"gallery": args.gallery}} if args.gallery else {}
+    processors, unavailable = build_processors(names, options)
+    if unavailable:
+        raise UsageError("; ".join(unavailable.values()))
+    pipeline = FramePipeline(PipelineConfig(detector=args.detector, processors=processors, tracking=True))
+    shown = -5
+
+    def progress(done: int, total: int) -> None:
+        nonlocal shown
+        percent = 100 * done // max(total, 1)
+        if percent // 5 != shown // 5:
+            shown = percent
+            print(f"progress: {done}/{total} frames ({percent}%)", file=sys.stderr, flush=True)
+
+    try:
+        summary = annotate_video(source, target, pipeline, progress=progress)
+    except VideoError as error:
+        raise UsageError(str(error)) from error
+    emit({**summary, "processors": [p.name for p in processors], "detector": args.detector})
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -99,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
     analyze.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
     analyze.set_defaults(run=cmd_analyze)
+
+    video = commands.add_parser("annotate-video", help="annotate every frame of a video into an MP4 (JSON summary)")
+    video.add_argument("input", metavar="IN", help="video file (mp4, mov, mkv, webm, avi...; at most 500 MB, 10 minutes)")
+    video.add_argument("output", metavar="OUT", help="annotated MP4 to write (H.264, audio kept)")
+    video.add_argument("--gallery", metavar="DB", help="gallery for recognition (default: the app's gallery)")
+    video.add_argument(
+        "--processors", default="recognition", help="comma-separated processors in the catalogue (default: recognition; '' for boxes only)"
+    )
+    video.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
+    video.set_defaults(run=cmd_annotate_video)
 
     models = commands.add_parser("models", help="which models are available and where their weights come from")
     models.set_defaults(run=cmd_models)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +67,25 @@ def get_processor(name: str, **options: Any) -> Processor:
                 raise ProcessorUnavailable(f"{specs[name].label} is unavailable: {reason}")
             _instances[key] = specs[name].build(**options)
         return _instances[key]
+
+
+def build_processors(
+    names: Sequence[str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[tuple[Processor, ...], dict[str, str]]:
+    """The processors ``names`` (``None``: every registered one), in catalogue order, each built by
+    :func:`get_processor` with its own ``options[name]``.
+
+    Returns (the processors built, {name: why it cannot run} for the rest, unknown names included);
+    callers decide whether a missing one is a note (analyze every available processor) or an error.
+    """
+    specs = processor_specs()
+    wanted = [spec.name for spec in specs] if names is None else list(names)
+    known = [spec.name for spec in specs if spec.name in wanted]
+    built: list[Processor] = []
+    missing = {name: f"unknown processor {name!r}; known: {', '.join(s.name for s in specs) or 'none'}" for name in wanted if name not in known}
+    for name in known:
+        try:
+            built.append(get_processor(name, **dict((options or {}).get(name, {}))))
+        except ProcessorUnavailable as error:
+            missing[name] = str(error)
+    return tuple(built), missing
