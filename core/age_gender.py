@@ -198,8 +198,8 @@ class AgeGenderProcessor(Processor):
     name = "age_gender"
     label = "Age & gender"
 
-    def __init__(self, settle: int = 3, refresh_per_frame: int = 1) -> None:
-        self.model = AgeGenderModel()
+    def __init__(self, settle: int = 3, refresh_per_frame: int = 1, model: AgeGenderModel | None = None) -> None:
+        self.model = model or AgeGenderModel()
         self.smoother = TrackSmoother()
         self.settle = settle
         self.refresh_per_frame = refresh_per_frame
