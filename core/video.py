@@ -14,13 +14,15 @@ Invariants:
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -295,7 +297,8 @@ class VideoJob:
     """One :func:`annotate_video` run in a background thread, readable from any thread.
 
     The UI polls :meth:`state`; ``status`` goes from "running" to exactly one of "done"
-    (``result`` set), "cancelled" or "failed" (``error`` set, a sentence).
+    (``result`` set), "cancelled" (also when it fails after being cancelled: its files were
+    removed under it) or "failed" (``error`` set, a sentence).
     """
 
     src: Path
@@ -337,10 +340,57 @@ class VideoJob:
             outcome = {"status": "done", "result": result}
         except VideoCancelled:
             outcome = {"status": "cancelled"}
-        except VideoError as error:
-            outcome = {"status": "failed", "error": str(error)}
         except Exception as error:  # noqa: BLE001 - reported to the page, never lost in a thread
-            outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+            outcome = {"status": "cancelled"} if self._cancel.is_set() else {"status": "failed", "error": _reason(error)}
         with self._lock:
             for key, value in outcome.items():
                 setattr(self, key, value)
+
+
+def _reason(error: Exception) -> str:
+    return str(error) if isinstance(error, VideoError) else f"{type(error).__name__}: {error}"
+
+
+class VideoWorkspace:
+    """One browser session's video files: a private temporary folder holding the latest run.
+
+    Starting a run cancels the previous one and deletes its files. The folder is removed, and a
+    running job cancelled, by :meth:`close`, when the workspace is garbage-collected (its
+    session's state is dropped), or when the process exits, whichever comes first.
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="vision-lab-video-"))
+        self.job: VideoJob | None = None
+        self.upload_name = ""  # the latest run's file name as the user gave it
+        self._jobs: list[VideoJob] = []  # shared with the finalizer, which must not hold self
+        self._runs = 0
+        self._finalizer = weakref.finalize(self, _close_workspace, self.folder, self._jobs)
+
+    def start(self, upload_name: str, upload: BinaryIO, pipeline: FramePipeline) -> VideoJob:
+        """Save ``upload`` and start annotating it into ``annotated.mp4`` beside it."""
+        for job in self._jobs:
+            job.cancel()
+        self._jobs.clear()
+        for old in self.folder.iterdir():
+            shutil.rmtree(old, ignore_errors=True)
+        self._runs += 1
+        run = self.folder / f"run-{self._runs}"
+        run.mkdir()
+        suffix = Path(upload_name).suffix.lower()
+        source = run / f"input{suffix if suffix.lstrip('.') in VIDEO_SUFFIXES else ''}"
+        with open(source, "wb") as out:
+            shutil.copyfileobj(upload, out, length=2**20)
+        self.upload_name = upload_name
+        self.job = VideoJob(source, run / "annotated.mp4", pipeline)
+        self._jobs.append(self.job)
+        return self.job.start()
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _close_workspace(folder: Path, jobs: list[VideoJob]) -> None:
+    for job in jobs:
+        job.cancel()
+    shutil.rmtree(folder, ignore_errors=True)

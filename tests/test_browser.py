@@ -8,6 +8,7 @@ screenshot and the server's log in its tmp folder and names them in the failure.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from core.synthetic import face_clip, write_y4m
-from tests.conftest import REPO
+from tests.conftest import REPO, shared_data
 
 CHROMIUM = Path("/usr/bin/chromium")
 IN_LOOPBACK_NAMESPACE = os.environ.get("VISION_LAB_NETNS") == "1"
@@ -143,7 +144,7 @@ def metric(page, label: str) -> float | None:
 
 # "live" first: a fresh server's first request for a page other than the home page is the case
 # where Streamlit's legacy pages/ discovery used to bypass streamlit_app.py (see scripts/serve.py).
-@pytest.mark.parametrize("path,heading", [("live", "Live"), ("", "Vision Lab")])
+@pytest.mark.parametrize("path,heading", [("live", "Live"), ("", "Vision Lab"), ("video", "Video"), ("photo", "Photo")])
 def test_every_page_opens_through_the_app_navigation_without_an_exception(page, server, path, heading):
     page.goto(f"{server[0]}/{path}")
     page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
@@ -159,6 +160,21 @@ def test_home_page_lists_models_and_their_sources(page, server):
     table = page.locator('[data-testid="stDataFrame"]')
     table.wait_for(timeout=30_000)
     assert table.is_visible()
+
+
+def test_photo_page_analyses_an_uploaded_photo_and_offers_its_json(page, server):
+    photo = shared_data("faces_identities_knn_examples/test/obama_and_biden.jpg")
+    page.goto(f"{server[0]}/photo")
+    page.get_by_role("heading", name="Photo").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+    wait_until(lambda: metric(page, "Faces") == 2, 180, "the Photo page to report 2 faces")
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(state="visible", timeout=30_000)  # one row per face
+    page.locator('[data-testid="stImage"] img').first.wait_for(state="visible", timeout=30_000)  # the annotated photo
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the JSON").click()
+    record = json.loads(Path(download.value.path()).read_text())
+    assert record["image"] == photo.name and len(record["faces"]) == 2
+    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 @pytest.mark.skipif(not IN_LOOPBACK_NAMESPACE, reason="WebRTC runs only in a loopback-only network namespace: use `make test`")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import io
 import json
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import pytest
 from core.faces import FrameResult
 from core.pipeline import FramePipeline, PipelineConfig, Processor
 from core.synthetic import face_clip
-from core.video import VideoCancelled, VideoError, VideoJob, annotate_video
+from core.video import VideoCancelled, VideoError, VideoJob, VideoWorkspace, annotate_video
 from tests.conftest import REPO
 
 FPS = 15
@@ -241,3 +243,19 @@ def test_cli_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, videos):
     done = run_cli("annotate-video", str(garbage), str(out), "--processors", "")
     assert done.returncode == 2 and "not a readable video" in done.stderr
     assert not out.exists()
+
+
+def test_a_workspace_keeps_only_the_latest_run_and_removes_everything_when_closed(tmp_path, videos):
+    workspace = VideoWorkspace()
+    first = workspace.start("holiday.MP4", io.BytesIO(videos["aac"].read_bytes()), FramePipeline(PipelineConfig()))
+    assert first.src.suffix == ".mp4" and first.src.parent.parent == workspace.folder
+    second = workspace.start("other.mkv", io.BytesIO(videos["flac"].read_bytes()), FramePipeline(PipelineConfig()))
+    assert wait_for(first)["status"] in {"cancelled", "done"} and not first.src.parent.exists()
+    state = wait_for(second)
+    assert state["status"] == "done" and Path(state["result"]["output"]).is_file()
+
+    third = workspace.start("again.mp4", io.BytesIO(videos["aac"].read_bytes()), FramePipeline(PipelineConfig()))
+    folder = workspace.folder
+    del workspace
+    gc.collect()  # the session's state is dropped: its folder goes, its job stops
+    assert not folder.exists() and wait_for(third)["status"] == "cancelled"

@@ -1,0 +1,94 @@
+"""Video: annotate an uploaded video file with the chosen processors, then play and download it."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.detect import DETECTORS
+from core.gallery import default_gallery_path
+from core.pipeline import FramePipeline, PipelineConfig
+from core.processors import build_processors, processor_specs
+from core.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
+
+st.title("Video")
+st.caption(
+    f"Upload a video (at most {MAX_BYTES // 2**20} MB and {MAX_SECONDS // 60} minutes): every frame is annotated "
+    "with the processors you choose, the sound is kept, and the result plays here and can be downloaded."
+)
+
+# One workspace per browser session: its temporary folder goes when the session's state does.
+if "video_workspace" not in st.session_state:
+    st.session_state.video_workspace = VideoWorkspace()
+workspace: VideoWorkspace = st.session_state.video_workspace
+running = workspace.job is not None and workspace.job.state()["status"] == "running"
+
+uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=MAX_BYTES // 2**20, disabled=running)
+with st.sidebar:
+    st.subheader("Processors")
+    detector = st.radio(
+        "Face detector",
+        [d for d in DETECTORS if d != "cnn"],  # the CNN detector takes seconds per frame on a CPU
+        format_func={"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}.get,
+        horizontal=True,
+        key="video_detector",
+    )
+    chosen = []
+    for spec in processor_specs():
+        reason = spec.unavailable()
+        label = spec.label if reason is None else f"{spec.label} (unavailable)"
+        value = spec.name == "recognition" and reason is None
+        if st.checkbox(label, value=value, key=f"video_{spec.name}", help=reason or spec.description, disabled=bool(reason)):
+            chosen.append(spec.name)
+    if "recognition" in chosen:
+        st.caption(f"Names come from the gallery of the People page: `{default_gallery_path()}`")
+
+if st.button("Annotate", type="primary", disabled=uploaded is None or running):
+    with st.spinner("Loading the models..."):
+        processors, unavailable = build_processors(chosen)
+    for reason in unavailable.values():
+        st.warning(f"Left out: {reason}")
+    pipeline = FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True))
+    uploaded.seek(0)
+    workspace.start(uploaded.name, uploaded, pipeline)
+    st.rerun()
+
+
+@st.fragment(run_every=0.5 if running else None)
+def job_panel() -> None:
+    """Polls the background job: progress and Cancel while it runs, then the result."""
+    job = workspace.job
+    if job is None:
+        return
+    state = job.state()
+    if state["status"] == "running":
+        total = max(state["total_frames"], 1)
+        st.progress(min(state["done_frames"] / total, 1.0), text=f"Annotating: {state['done_frames']} / {state['total_frames']} frames")
+        if st.button("Cancel"):
+            job.cancel()
+        return
+    if running:  # it finished while this fragment polled: rerun the page once to stop polling
+        st.rerun()
+    if state["status"] == "cancelled":
+        st.info("Cancelled: nothing was written.")
+    elif state["status"] == "failed":
+        st.error(state["error"])
+    else:
+        result = state["result"]
+        names = ", ".join(result["names_seen"]) or "nobody from the gallery"
+        st.success(
+            f"{result['frames']} frames ({result['seconds']:.1f} s at {result['fps']:g} fps), "
+            f"{result['faces_seen']} faces seen; recognised: {names}; sound: {result['audio'] or 'none'}."
+        )
+        for stage, message in result["errors"].items():
+            st.warning(f"The {stage} stage failed on some frames and was skipped there: {message}")
+        output = Path(result["output"])
+        st.video(str(output))
+        st.download_button(
+            "Download the annotated video",
+            data=output.read_bytes(),
+            file_name=f"{Path(workspace.upload_name).stem}-annotated.mp4",
+            mime="video/mp4",
+        )
+
+
+job_panel()
