@@ -52,7 +52,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.detector not in DETECTORS:
         raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
-    pipeline, unavailable = photo_pipeline(args.detector)
+    if args.gallery:
+        _gallery(args.gallery).close()  # a missing gallery file is a usage error, not an empty gallery
+    pipeline, unavailable = photo_pipeline(args.detector, {"recognition": {"gallery": args.gallery}} if args.gallery else None)
     for reason in unavailable.values():
         print(f"note: {reason}", file=sys.stderr)
     failures = 0
@@ -109,6 +111,163 @@ def cmd_annotate_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keypoint_data_dir(path: str) -> Path:
+    data_dir = Path(path)
+    if not data_dir.is_dir():
+        raise UsageError(f"data folder {data_dir} does not exist")
+    return data_dir
+
+
+def cmd_train_keypoints(args: argparse.Namespace) -> int:
+    from core.keypoints_train import train
+
+    data_dir = _keypoint_data_dir(args.data)
+    if args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    try:
+        meta = train(data_dir, Path(args.out), epochs=args.epochs, patience=args.patience, limit=args.limit)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from error
+    emit({key: value for key, value in meta.items() if key != "history"})
+    return 0
+
+
+def cmd_eval_keypoints(args: argparse.Namespace) -> int:
+    from core.keypoints_train import evaluate
+
+    data_dir = _keypoint_data_dir(args.data)
+    try:
+        emit(evaluate(data_dir, Path(args.weights), detector_path=not args.crops_only, flip=not args.no_flip))
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from error
+    return 0
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    import cv2
+
+    from core.images import ImageError, load_image
+    from core.style_transfer import StyleSettings, StyleTransferError, WeightsUnavailable, stylize
+
+    output = Path(args.output)
+    if output.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
+        raise UsageError(f"{output}: OUT must end in .png, .jpg or .webp")
+    try:
+        content, style = load_image(args.content), load_image(args.style)
+        settings = StyleSettings(
+            size=args.size, iterations=args.iterations, style_weight=args.style_weight,
+            content_weight=args.content_weight, tv_weight=args.tv_weight, init=args.init,
+            optimizer=args.optimizer, backbone=args.backbone, preserve_colors=args.preserve_colors,
+        ).checked()
+        print(f"stylize: {settings.backbone}, {settings.size} px, {settings.iterations} iterations", file=sys.stderr)
+        result = stylize(content, style, settings, on_step=lambda step: print(
+            f"iteration {step.losses.iteration}: loss {step.losses.total:.4g}", file=sys.stderr, flush=True))
+    except (ImageError, StyleTransferError, WeightsUnavailable) as error:
+        raise UsageError(str(error)) from error
+    if not cv2.imwrite(str(output), result.image_bgr):
+        raise UsageError(f"{output}: could not write the image there")
+    emit({"content": args.content, "style": args.style, "output": str(output), **result.to_json()})
+    return 0
+
+
+def _gallery(path: str | None, create: bool = False):
+    """The gallery at ``path`` (default: the app's); a missing file is an error unless ``create``."""
+    from core.gallery import Gallery, GalleryError, default_gallery_path
+
+    location = Path(path) if path else default_gallery_path()
+    if not create and not location.is_file():
+        raise UsageError(f"no gallery at {location}: enroll somebody first (python -m core enroll)")
+    try:
+        return Gallery(location)
+    except GalleryError as error:
+        raise UsageError(str(error)) from error
+
+
+def _enroll_and_emit(gallery, name: str, paths: Sequence[Path], largest_face: bool) -> int:
+    """Enroll ``paths`` under ``name`` (one transaction) and print one line per photo; photos accepted."""
+    from core.recognition import enroll
+
+    outcome = enroll(gallery, name, [(str(p), p) for p in paths], largest_face=largest_face)
+    for photo in outcome.photos:
+        emit({"person": outcome.name, **photo.to_json()})
+    return outcome.accepted
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from core.gallery import GalleryError, validate_name
+
+    try:
+        name = validate_name(args.name)
+    except GalleryError as error:
+        raise UsageError(f"--name: {error}") from error
+    paths = expand_inputs(args.images)
+    with _gallery(args.gallery, create=True) as gallery:
+        return 0 if _enroll_and_emit(gallery, name, paths, args.largest_face) else 1
+
+
+def cmd_enroll_dir(args: argparse.Namespace) -> int:
+    from core.gallery import GalleryError, validate_name
+
+    root = Path(args.folder)
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder (expected one sub-folder of photos per person)")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise UsageError(f"{root} has no sub-folders (expected one sub-folder of photos per person)")
+    failures = 0
+    with _gallery(args.gallery, create=True) as gallery:
+        for folder in folders:
+            try:
+                name = validate_name(folder.name.replace("_", " "))
+                paths = expand_inputs([str(folder)])
+            except (GalleryError, UsageError) as error:
+                failures += 1
+                emit({"person": folder.name, "error": str(error)})
+                continue
+            failures += not _enroll_and_emit(gallery, name, paths, args.largest_face)
+    return 1 if failures else 0
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    from core.recognition import gallery_tolerance
+
+    with _gallery(args.gallery) as gallery:
+        people = [{"name": p.name, "photos": p.photos} for p in gallery.people()]
+        emit({"gallery": str(gallery.path), "tolerance": gallery_tolerance(gallery), "people": people})
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from core.gallery import GalleryError
+
+    with _gallery(args.gallery) as gallery:
+        try:
+            deleted = gallery.forget(args.name)
+        except GalleryError as error:
+            raise UsageError(str(error)) from error
+        emit({"forgotten": args.name.strip(), "photos_deleted": deleted})
+    return 0
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    from core.images import ImageError, load_image
+    from core.recognition import recognize
+
+    if args.tolerance is not None and not 0.0 < args.tolerance <= 1.0:
+        raise UsageError("--tolerance must lie in (0, 1]")
+    failures = 0
+    with _gallery(args.gallery) as gallery:
+        for path in expand_inputs(args.images):
+            try:
+                faces = recognize(gallery, load_image(path), args.tolerance)
+            except ImageError as error:
+                failures += 1
+                emit({"image": str(path), "error": str(error)})
+                continue
+            emit({"image": str(path), "faces": [{key: f.to_json()[key] for key in ("box", "name", "distance")} for f in faces]})
+    return 1 if failures else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from core.models import model_status
 
@@ -123,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="detect and describe the faces in images (JSON Lines)")
     analyze.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
     analyze.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
+    analyze.add_argument("--gallery", metavar="DB", help="gallery for recognition (default: the app's gallery)")
     analyze.set_defaults(run=cmd_analyze)
 
     video = commands.add_parser("annotate-video", help="annotate every frame of a video into an MP4 (JSON summary)")
@@ -134,6 +294,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
     video.set_defaults(run=cmd_annotate_video)
+
+    default_data = str(Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "facial_keypoints")
+    train_kp = commands.add_parser("train-keypoints", help="train the facial keypoint CNN (progress on stderr)")
+    train_kp.add_argument("--data", default=default_data, help="folder with yt68_training.npz or Kaggle's training.csv")
+    train_kp.add_argument("--out", default="weights/keypoints.keras", help="weights to write (.keras; .json and _curve.png beside)")
+    train_kp.add_argument("--epochs", type=int, default=36)
+    train_kp.add_argument("--patience", type=int, default=10, help="early stopping: epochs without validation progress")
+    train_kp.add_argument("--limit", type=int, help="train on the first N samples only (smoke runs)")
+    train_kp.set_defaults(run=cmd_train_keypoints)
+
+    eval_kp = commands.add_parser("eval-keypoints", help="RMSE of the keypoint CNN on the held-out yt68_test.npz")
+    eval_kp.add_argument("--data", default=default_data, help="folder with yt68_test.npz")
+    eval_kp.add_argument("--weights", default="weights/keypoints.keras")
+    eval_kp.add_argument("--crops-only", action="store_true", help="skip the run through the real face detector")
+    eval_kp.add_argument("--no-flip", action="store_true", help="no test-time flip averaging")
+    eval_kp.set_defaults(run=cmd_eval_keypoints)
+
+    style = commands.add_parser("stylize", help="neural style transfer of CONTENT in the style of STYLE (JSON summary)")
+    style.add_argument("content", metavar="CONTENT", help="photo whose content is kept")
+    style.add_argument("style", metavar="STYLE", help="painting whose style is transferred")
+    style.add_argument("output", metavar="OUT", help="image to write (.png, .jpg or .webp)")
+    style.add_argument("--size", type=int, default=256, help="longer side of the result in pixels (default 256)")
+    style.add_argument("--iterations", type=int, default=100, help="optimizer iterations (default 100)")
+    style.add_argument("--style-weight", type=float, default=1e-2)
+    style.add_argument("--content-weight", type=float, default=1e4)
+    style.add_argument("--tv-weight", type=float, default=1.0, help="total-variation (smoothness) weight")
+    style.add_argument("--init", choices=("content", "noise"), default="content")
+    style.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    style.add_argument("--backbone", choices=("vgg19", "vgg16-hed"),
+                       help="default: vgg19 when its ImageNet weights are downloaded, else vgg16-hed (offline)")
+    style.add_argument("--preserve-colors", action="store_true", help="keep the content photo's colours")
+    style.set_defaults(run=cmd_stylize)
+
+    gallery_help = "gallery file (default: $VISION_LAB_GALLERY or ~/.local/share/vision-lab/gallery.sqlite3)"
+    largest_help = "when a photo shows several faces, enroll the largest (default: reject the photo)"
+    enroll = commands.add_parser("enroll", help="add photos of one person to the gallery (JSON Lines, one per photo)")
+    enroll.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
+    enroll.add_argument("--name", required=True, help="the person's name (created when new)")
+    enroll.add_argument("--gallery", metavar="DB", help=gallery_help)
+    enroll.add_argument("--largest-face", action="store_true", help=largest_help)
+    enroll.set_defaults(run=cmd_enroll)
+
+    enroll_dir = commands.add_parser("enroll-dir", help="enroll one sub-folder of photos per person (name = folder, _ = space)")
+    enroll_dir.add_argument("folder", metavar="DIR")
+    enroll_dir.add_argument("--gallery", metavar="DB", help=gallery_help)
+    enroll_dir.add_argument("--largest-face", action="store_true", help=largest_help)
+    enroll_dir.set_defaults(run=cmd_enroll_dir)
+
+    people = commands.add_parser("people", help="list the people in the gallery")
+    people.add_argument("--gallery", metavar="DB", help=gallery_help)
+    people.set_defaults(run=cmd_people)
+
+    forget = commands.add_parser("forget", help="delete a person with every photo and encoding")
+    forget.add_argument("--name", required=True)
+    forget.add_argument("--gallery", metavar="DB", help=gallery_help)
+    forget.set_defaults(run=cmd_forget)
+
+    recognize = commands.add_parser("recognize", help="name the faces in images from the gallery (JSON Lines)")
+    recognize.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
+    recognize.add_argument("--gallery", metavar="DB", help=gallery_help)
+    recognize.add_argument("--tolerance", type=float, help="largest distance at which a face is named (default: the gallery's, 0.6)")
+    recognize.set_defaults(run=cmd_recognize)
 
     models = commands.add_parser("models", help="which models are available and where their weights come from")
     models.set_defaults(run=cmd_models)

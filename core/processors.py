@@ -21,7 +21,7 @@ from typing import Any
 from core.pipeline import Processor
 
 # Modules that register processors when imported, in the order the UI lists them.
-PROCESSOR_MODULES: tuple[str, ...] = ()
+PROCESSOR_MODULES: tuple[str, ...] = ("core.keypoints", "core.recognition", "core.age_gender", "core.objects")
 
 
 @dataclass(frozen=True)
