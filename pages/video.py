@@ -77,7 +77,7 @@ def job_panel() -> None:
         names = ", ".join(result["names_seen"]) or "nobody from the gallery"
         st.success(
             f"{result['frames']} frames ({result['seconds']:.1f} s at {result['fps']:g} fps), "
-            f"{result['faces_seen']} faces seen; recognised: {names}; sound: {result['audio'] or 'none'}."
+            f"faces seen: {result['faces_seen']}; recognised: {names}; sound: {result['audio'] or 'none'}."
         )
         for stage, message in result["errors"].items():
             st.warning(f"The {stage} stage failed on some frames and was skipped there: {message}")

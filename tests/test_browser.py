@@ -53,7 +53,8 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """The app's server (as ``make run`` starts it) on a free loopback port; yields (base URL, log file)."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "VISION_LAB_ICE_SERVERS": "[]", "PYTHONUNBUFFERED": "1"}
+    gallery = log.parent / "gallery.sqlite3"  # never the user's own gallery
+    env = {**os.environ, "VISION_LAB_ICE_SERVERS": "[]", "PYTHONUNBUFFERED": "1", "VISION_LAB_GALLERY": str(gallery)}
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "scripts/serve.py", "--server.headless", "true",
@@ -174,6 +175,28 @@ def test_photo_page_analyses_an_uploaded_photo_and_offers_its_json(page, server)
         page.get_by_role("button", name="Download the JSON").click()
     record = json.loads(Path(download.value.path()).read_text())
     assert record["image"] == photo.name and len(record["faces"]) == 2
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_path, face_photos):
+    from tests.test_video import write_video
+
+    clip = write_video(tmp_path / "clip.mp4", list(face_clip(face_photos[:2], 30, size=(320, 240), face_side=160)), audio_codec="aac")
+    page.goto(f"{server[0]}/video")
+    page.get_by_role("heading", name="Video").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
+    page.get_by_role("button", name="Annotate").click(timeout=30_000)
+    page.get_by_text(re.compile(r"30 frames .* faces seen: 1;")).wait_for(timeout=180_000)
+    video = page.locator('[data-testid="stVideo"]').first
+
+    def playable() -> bool:
+        return video.evaluate("v => v.readyState >= 1 && v.videoWidth === 320 && v.duration > 1.5")
+
+    wait_until(playable, 30, "the annotated video to load in the browser")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the annotated video").click()
+    assert download.value.suggested_filename == "clip-annotated.mp4"
+    assert Path(download.value.path()).stat().st_size > 10_000
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
