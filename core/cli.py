@@ -88,6 +88,8 @@ def cmd_annotate_video(args: argparse.Namespace) -> int:
         raise UsageError(f"{target.parent}: no such folder for the output")
     if target.exists() and source.exists() and target.samefile(source):
         raise UsageError("the output would overwrite the input; choose another OUT")
+    if args.gallery:
+        _gallery(args.gallery).close()  # a missing gallery file is a usage error, not an empty gallery
     names = [name.strip() for name in args.processors.split(",") if name.strip()]
     options = {"recognition": {"gallery": args.gallery}} if args.gallery else {}
     processors, unavailable = build_processors(names, options)

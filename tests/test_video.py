@@ -259,3 +259,19 @@ def test_a_workspace_keeps_only_the_latest_run_and_removes_everything_when_close
     del workspace
     gc.collect()  # the session's state is dropped: its folder goes, its job stops
     assert not folder.exists() and wait_for(third)["status"] == "cancelled"
+
+
+def test_cli_names_the_person_enrolled_in_the_gallery(tmp_path, face_photos):
+    person = face_photos[0].parent  # 1.jpg is in the clip; 2.jpg to 5.jpg are enrolled
+    gallery = tmp_path / "gallery.sqlite3"
+    enrolled = run_cli("enroll", "--gallery", str(gallery), "--name", "Alejandro Toledo", *(str(person / f"{i}.jpg") for i in range(2, 6)))
+    assert enrolled.returncode == 0, enrolled.stderr
+    clip = write_video(tmp_path / "clip.mp4", list(face_clip([face_photos[0]], 30, size=SIZE, face_side=160)))
+
+    done = run_cli("annotate-video", "--gallery", str(gallery), str(clip), str(tmp_path / "out.mp4"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["processors"] == ["recognition"] and summary["names_seen"] == ["Alejandro Toledo"]
+
+    missing = run_cli("annotate-video", "--gallery", str(tmp_path / "none.sqlite3"), str(clip), str(tmp_path / "other.mp4"))
+    assert missing.returncode == 2 and "no gallery" in missing.stderr and not (tmp_path / "other.mp4").exists()
