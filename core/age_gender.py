@@ -36,7 +36,11 @@ from core.models import package_dir
 from core.pipeline import Processor
 from core.processors import ProcessorSpec, register
 
-CHIP_PADDING = 0.2  # the package's (and dlib's default) padding; larger paddings measured worse
+CHIP_PADDING = 0.2  # the package's (and dlib's default) padding; 0.3 and 0.4 measured worse
+# Still images are read at three chip scales around it (probabilities averaged): on UTKFace the
+# age MAE for 18-70 went from 6.97 to 6.74 years. Streams use the one padding and average over
+# frames instead, which costs a third.
+STILL_PADDINGS = (0.15, 0.2, 0.25)
 GENDER_CHIP = 32
 AGE_CHIP = 64
 CHANNEL_MEANS = np.array([122.781998, 117.000999, 104.297997], np.float32)  # RGB, from the package manifest
@@ -74,7 +78,7 @@ def shape_from_landmarks(face: Face):
     return dlib.full_object_detection(dlib.rectangle(left, top, right, bottom), [dlib.point(int(x), int(y)) for x, y in points])
 
 
-def face_chip(frame_bgr: np.ndarray, shape, size: int, upright: bool = True) -> np.ndarray:
+def face_chip(frame_bgr: np.ndarray, shape, size: int, upright: bool = True, padding: float = CHIP_PADDING) -> np.ndarray:
     """The ``size`` x ``size`` RGB chip dlib aligns from the five-point ``shape``.
 
     ``upright=False`` keeps the chip's centre and scale but not its rotation (the face stays as
@@ -82,7 +86,7 @@ def face_chip(frame_bgr: np.ndarray, shape, size: int, upright: bool = True) -> 
     """
     import dlib
 
-    details = dlib.get_face_chip_details(shape, size, CHIP_PADDING)
+    details = dlib.get_face_chip_details(shape, size, padding)
     if not upright:
         details = dlib.chip_details(details.rect, dlib.chip_dims(size, size), 0.0)
     chip = dlib.extract_image_chip(np.ascontiguousarray(frame_bgr), details)
@@ -97,10 +101,12 @@ def network_input(chips: list[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
-def flip_average(probabilities: np.ndarray) -> np.ndarray:
-    """Rows ``[p(chip_0..n-1), p(mirror_0..n-1)]`` -> the n per-face averages."""
+def view_average(probabilities: np.ndarray, views: int) -> np.ndarray:
+    """Rows ``[p(chip_0..n-1), p(mirror_0..n-1)]``, chips grouped by face in runs of ``views``
+    -> one average per face (over its views and their mirror images)."""
     n = len(probabilities) // 2
-    return (probabilities[:n] + probabilities[n:]) / 2
+    per_chip = (probabilities[:n] + probabilities[n:]) / 2
+    return per_chip.reshape(n // views, views, -1).mean(axis=1)
 
 
 class AgeGenderModel:
@@ -123,23 +129,28 @@ class AgeGenderModel:
         self._age_weights = np.array(manifest["models"]["age"]["age_weights"], np.float32)
         self._male_column = manifest["models"]["gender"]["labels"].index("male")
 
-    def ages_and_male(self, age_chips: list[np.ndarray], gender_chips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Expected ages and male probabilities, flip-averaged, one per chip pair."""
+    def ages_and_male(self, age_chips: list[np.ndarray], gender_chips: list[np.ndarray], views: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Expected ages and male probabilities, one per face, averaged over the face's ``views``
+        consecutive chips and their mirror images."""
         if not age_chips:
             return np.zeros(0), np.zeros(0)
-        age_p = flip_average(self._age.run(None, {"images": network_input(age_chips)})[0])
-        gender_p = flip_average(self._gender.run(None, {"images": network_input(gender_chips)})[0])
+        age_p = view_average(self._age.run(None, {"images": network_input(age_chips)})[0], views)
+        gender_p = view_average(self._gender.run(None, {"images": network_input(gender_chips)})[0], views)
         return age_p @ self._age_weights, gender_p[:, self._male_column]
 
-    def estimate(self, frame_bgr: np.ndarray, faces: list[Face], upright: bool = True) -> list[Estimate]:
-        """Age, gender probability and angle of each face (landmarks are computed if missing)."""
+    def estimate(
+        self, frame_bgr: np.ndarray, faces: list[Face], upright: bool = True, paddings: tuple[float, ...] = (CHIP_PADDING,)
+    ) -> list[Estimate]:
+        """Age, gender probability and angle of each face (landmarks are computed if missing),
+        averaged over chips of the given ``paddings``."""
         shapes, angles = [], []
         for face in faces:
             angles.append(eye_line_angle(face_landmarks(frame_bgr, face)))
             shapes.append(shape_from_landmarks(face))
         ages, male = self.ages_and_male(
-            [face_chip(frame_bgr, s, AGE_CHIP, upright) for s in shapes],
-            [face_chip(frame_bgr, s, GENDER_CHIP, upright) for s in shapes],
+            [face_chip(frame_bgr, s, AGE_CHIP, upright, p) for s in shapes for p in paddings],
+            [face_chip(frame_bgr, s, GENDER_CHIP, upright, p) for s in shapes for p in paddings],
+            views=len(paddings),
         )
         return [Estimate(float(a), float(m), angle) for a, m, angle in zip(ages, male, angles)]
 
@@ -189,7 +200,8 @@ def set_reading(face: Face, age: float, male_probability: float, angle: float) -
 class AgeGenderProcessor(Processor):
     """Fills ``age``, ``gender``, ``gender_confidence`` and ``angle`` of every face.
 
-    Still images (``track_id is None``) are read fresh every time. In a stream, a track is read
+    Still images (``track_id is None``) are read fresh every time, at the chip scales of
+    :data:`STILL_PADDINGS`. In a stream, a track is read
     on its first frames (until ``settle`` readings) and then refreshed at most ``refresh_per_frame``
     tracks per frame, stalest first; between readings the track's smoothed values are shown, with
     the angle measured on the current frame.
@@ -205,22 +217,23 @@ class AgeGenderProcessor(Processor):
         self.refresh_per_frame = refresh_per_frame
 
     def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
-        known = {face.track_id: self.smoother.current(face.track_id) for face in result.faces if face.track_id is not None}
-        def is_settled(face: Face) -> bool:
-            return face.track_id is not None and known[face.track_id] is not None and known[face.track_id][2] >= self.settle
-
-        fresh = [f for f in result.faces if not is_settled(f)]
-        settled = sorted((f for f in result.faces if is_settled(f)), key=lambda f: -known[f.track_id][3])
-        to_read = fresh + settled[: self.refresh_per_frame]
-        for face, estimate in zip(to_read, self.model.estimate(frame_bgr, to_read)):
-            if face.track_id is None:
+        stills = [f for f in result.faces if f.track_id is None]
+        if stills:
+            for face, estimate in zip(stills, self.model.estimate(frame_bgr, stills, paddings=STILL_PADDINGS)):
                 set_reading(face, estimate.age, estimate.male_probability, estimate.angle)
-            else:
+        known = {f.track_id: self.smoother.current(f.track_id) for f in result.faces if f.track_id is not None}
+        fresh = [f for f in result.faces if f.track_id in known and (known[f.track_id] is None or known[f.track_id][2] < self.settle)]
+        fresh_ids = {f.track_id for f in fresh}
+        settled = sorted(
+            (f for f in result.faces if f.track_id in known and f.track_id not in fresh_ids), key=lambda f: -known[f.track_id][3]
+        )
+        to_read = fresh + settled[: self.refresh_per_frame]
+        if to_read:
+            for face, estimate in zip(to_read, self.model.estimate(frame_bgr, to_read)):
                 set_reading(face, *self.smoother.update(face.track_id, estimate), estimate.angle)
         for face in settled[self.refresh_per_frame :]:
             age, male, _, _ = known[face.track_id]
             set_reading(face, age, male, eye_line_angle(face_landmarks(frame_bgr, face)))
-
 
 register(
     ProcessorSpec(

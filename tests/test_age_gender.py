@@ -93,9 +93,9 @@ class CountingModel:
         self.model = model
         self.reads: list[int] = []
 
-    def estimate(self, frame_bgr, faces, upright=True):
+    def estimate(self, frame_bgr, faces, **options):
         self.reads.append(len(faces))
-        return self.model.estimate(frame_bgr, faces, upright)
+        return self.model.estimate(frame_bgr, faces, **options)
 
 
 def test_processor_fills_every_face_reads_new_tracks_at_once_and_then_one_per_frame(model, two_face_frame, monkeypatch):
