@@ -26,6 +26,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,17 @@ class AgeGenderModel:
         return [Estimate(float(a), float(m), angle) for a, m, angle in zip(ages, male, angles)]
 
 
+class TrackReading(NamedTuple):
+    """A track's smoothed reading: age, male probability, the last angle, how many readings,
+    and seconds since the last one."""
+
+    age: float
+    male_probability: float
+    angle: float
+    readings: int
+    seconds_old: float
+
+
 class TrackSmoother:
     """Running averages of age and male probability per ``track_id``; thread-safe.
 
@@ -167,27 +179,28 @@ class TrackSmoother:
         self.window = window
         self.forget_after_s = forget_after_s
         self._lock = threading.Lock()
-        self._tracks: dict[int, tuple[float, float, int, float]] = {}  # id -> (age, male, n, last update)
+        self._tracks: dict[int, tuple[float, float, float, int, float]] = {}  # id -> (age, male, angle, n, time)
 
-    def update(self, track_id: int, estimate: Estimate) -> tuple[float, float]:
-        """Fold ``estimate`` into the track; returns the smoothed (age, male probability)."""
+    def update(self, track_id: int, estimate: Estimate) -> TrackReading:
+        """Fold ``estimate`` into the track; returns the smoothed reading."""
         now = time.monotonic()
         with self._lock:
-            age, male, n, _ = self._tracks.get(track_id, (0.0, 0.0, 0, now))
+            age, male, _, n, _ = self._tracks.get(track_id, (0.0, 0.0, 0.0, 0, now))
             weight = 1.0 / min(n + 1, self.window)
             age += weight * (estimate.age - age)
             male += weight * (estimate.male_probability - male)
-            self._tracks[track_id] = (age, male, n + 1, now)
-            self._tracks = {t: v for t, v in self._tracks.items() if now - v[3] <= self.forget_after_s}
-            return age, male
+            self._tracks[track_id] = (age, male, estimate.angle, n + 1, now)
+            self._tracks = {t: v for t, v in self._tracks.items() if now - v[4] <= self.forget_after_s}
+            return TrackReading(age, male, estimate.angle, n + 1, 0.0)
 
-    def current(self, track_id: int) -> tuple[float, float, int, float] | None:
-        """(age, male probability, readings, seconds since the last one), or None if unknown."""
+    def current(self, track_id: int) -> TrackReading | None:
+        """The track's smoothed reading, or None if unknown or forgotten."""
         with self._lock:
             entry = self._tracks.get(track_id)
-        if entry is None or time.monotonic() - entry[3] > self.forget_after_s:
+        seconds_old = time.monotonic() - entry[4] if entry else 0.0
+        if entry is None or seconds_old > self.forget_after_s:
             return None
-        return entry[0], entry[1], entry[2], time.monotonic() - entry[3]
+        return TrackReading(*entry[:4], seconds_old)
 
 
 def set_reading(face: Face, age: float, male_probability: float, angle: float) -> None:
@@ -201,39 +214,46 @@ class AgeGenderProcessor(Processor):
     """Fills ``age``, ``gender``, ``gender_confidence`` and ``angle`` of every face.
 
     Still images (``track_id is None``) are read fresh every time, at the chip scales of
-    :data:`STILL_PADDINGS`. In a stream, a track is read
-    on its first frames (until ``settle`` readings) and then refreshed at most ``refresh_per_frame``
-    tracks per frame, stalest first; between readings the track's smoothed values are shown, with
-    the angle measured on the current frame.
+    :data:`STILL_PADDINGS`. In a stream, a track is read on each of its first ``settle`` frames;
+    after that at most ``refresh_per_frame`` tracks per frame are read again, the stalest first
+    and only once their last reading is ``refresh_s`` old. In between, a face shows its track's
+    smoothed values (and the angle of the current frame's landmarks when another processor has
+    computed them, else the last measured one), so the models' cost stays near one face per frame.
     """
 
     name = "age_gender"
     label = "Age & gender"
 
-    def __init__(self, settle: int = 3, refresh_per_frame: int = 1, model: AgeGenderModel | None = None) -> None:
+    def __init__(
+        self, settle: int = 3, refresh_per_frame: int = 1, refresh_s: float = 0.2, model: AgeGenderModel | None = None
+    ) -> None:
         self.model = model or AgeGenderModel()
         self.smoother = TrackSmoother()
         self.settle = settle
         self.refresh_per_frame = refresh_per_frame
+        self.refresh_s = refresh_s
 
     def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
         stills = [f for f in result.faces if f.track_id is None]
         if stills:
             for face, estimate in zip(stills, self.model.estimate(frame_bgr, stills, paddings=STILL_PADDINGS)):
                 set_reading(face, estimate.age, estimate.male_probability, estimate.angle)
-        known = {f.track_id: self.smoother.current(f.track_id) for f in result.faces if f.track_id is not None}
-        fresh = [f for f in result.faces if f.track_id in known and (known[f.track_id] is None or known[f.track_id][2] < self.settle)]
-        fresh_ids = {f.track_id for f in fresh}
-        settled = sorted(
-            (f for f in result.faces if f.track_id in known and f.track_id not in fresh_ids), key=lambda f: -known[f.track_id][3]
-        )
-        to_read = fresh + settled[: self.refresh_per_frame]
+        tracked = [f for f in result.faces if f.track_id is not None]
+        known = {f.track_id: self.smoother.current(f.track_id) for f in tracked}
+        fresh = [f for f in tracked if known[f.track_id] is None or known[f.track_id].readings < self.settle]
+        settled = sorted((f for f in tracked if f.track_id not in {g.track_id for g in fresh}), key=lambda f: -known[f.track_id].seconds_old)
+        due = [f for f in settled if known[f.track_id].seconds_old >= self.refresh_s][: self.refresh_per_frame]
+        to_read = fresh + due
         if to_read:
             for face, estimate in zip(to_read, self.model.estimate(frame_bgr, to_read)):
-                set_reading(face, *self.smoother.update(face.track_id, estimate), estimate.angle)
-        for face in settled[self.refresh_per_frame :]:
-            age, male, _, _ = known[face.track_id]
-            set_reading(face, age, male, eye_line_angle(face_landmarks(frame_bgr, face)))
+                reading = self.smoother.update(face.track_id, estimate)
+                set_reading(face, reading.age, reading.male_probability, reading.angle)
+        due_ids = {f.track_id for f in due}
+        for face in settled:
+            if face.track_id not in due_ids:
+                reading = known[face.track_id]
+                angle = eye_line_angle(face.landmarks) if face.landmarks is not None else reading.angle
+                set_reading(face, reading.age, reading.male_probability, angle)
 
 register(
     ProcessorSpec(

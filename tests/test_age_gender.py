@@ -74,13 +74,13 @@ def test_landmarks_are_reused_not_predicted_again(two_face_frame):
 
 def test_smoother_averages_readings_per_track_and_forgets_old_tracks():
     smoother = TrackSmoother(window=4)
-    assert smoother.update(1, Estimate(30.0, 1.0, 0.0)) == (30.0, 1.0)
-    assert smoother.update(1, Estimate(40.0, 0.0, 0.0)) == (35.0, 0.5)
-    assert smoother.update(2, Estimate(60.0, 0.2, 0.0)) == (60.0, pytest.approx(0.2))
+    assert smoother.update(1, Estimate(30.0, 1.0, 5.0))[:3] == (30.0, 1.0, 5.0)
+    assert smoother.update(1, Estimate(40.0, 0.0, -5.0))[:3] == (35.0, 0.5, -5.0)  # the angle is the last one
+    assert smoother.update(2, Estimate(60.0, 0.2, 0.0))[:2] == (60.0, pytest.approx(0.2))
     for _ in range(20):  # a long run of one reading converges to it, without flicker
-        age, male = smoother.update(1, Estimate(50.0, 0.0, 0.0))
-    assert age == pytest.approx(50.0, abs=0.1) and male == pytest.approx(0.0, abs=0.01)
-    assert smoother.current(1)[2] == 22
+        reading = smoother.update(1, Estimate(50.0, 0.0, 0.0))
+    assert reading.age == pytest.approx(50.0, abs=0.1) and reading.male_probability == pytest.approx(0.0, abs=0.01)
+    assert smoother.current(1).readings == 22
     forgetful = TrackSmoother(forget_after_s=0.0)
     forgetful.update(7, Estimate(30.0, 1.0, 0.0))
     assert forgetful.current(7) is None
@@ -98,8 +98,8 @@ class CountingModel:
         return self.model.estimate(frame_bgr, faces, **options)
 
 
-def test_processor_fills_every_face_reads_new_tracks_at_once_and_then_one_per_frame(model, two_face_frame, monkeypatch):
-    processor = AgeGenderProcessor(settle=2, model=CountingModel(model))
+def test_processor_fills_every_face_reads_new_tracks_at_once_and_then_one_per_frame(model, two_face_frame):
+    processor = AgeGenderProcessor(settle=2, refresh_s=0.0, model=CountingModel(model))
     pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
     results = [pipeline.process(two_face_frame) for _ in range(5)]
     assert processor.model.reads == [2, 2, 1, 1, 1]
@@ -111,6 +111,14 @@ def test_processor_fills_every_face_reads_new_tracks_at_once_and_then_one_per_fr
             assert 0 < record["age"] < 100 and abs(record["angle"]) < 20
     # the stream's labels do not flicker: the same face keeps its reading
     assert [f.age for f in results[-1].faces] == pytest.approx([f.age for f in results[0].faces], abs=0.5)
+
+
+def test_settled_tracks_are_not_read_again_before_refresh_s(model, two_face_frame):
+    processor = AgeGenderProcessor(settle=2, refresh_s=60.0, model=CountingModel(model))
+    pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
+    results = [pipeline.process(two_face_frame) for _ in range(4)]
+    assert processor.model.reads == [2, 2]
+    assert all(face.age is not None and face.angle is not None for face in results[-1].faces)
 
 
 def test_still_images_are_read_afresh_every_time(model, two_face_frame):
