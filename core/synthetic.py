@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -54,4 +55,42 @@ def write_y4m(frames: Iterator[np.ndarray], path: Path, fps: int = 30) -> Path:
                 header_written = True
             out.write(b"FRAME\n")
             out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+def write_video(
+    frames: Sequence[np.ndarray],
+    path: Path,
+    fps: int = 30,
+    audio_codec: str | None = None,
+    rotation: int = 0,
+    video_codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """Encode BGR ``frames`` into a video file (container from the suffix) with PyAV.
+
+    ``audio_codec`` adds a mono 440 Hz tone exactly as long as the video; ``rotation`` stores
+    display-rotation metadata (degrees counterclockwise, as phones do) without turning the pixels.
+    """
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(video_codec, rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        if rotation:
+            video.set_display_rotation(rotation)
+        audio = None
+        if audio_codec:
+            audio = out.add_stream(audio_codec, rate=44_100)
+            audio.layout = "mono"
+        for frame in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        out.mux(video.encode(None))
+        if audio is not None:
+            samples = 44_100 * len(frames) // fps
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44_100)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts = 44_100, start
+                out.mux(audio.encode(chunk))
+            out.mux(audio.encode(None))
     return path

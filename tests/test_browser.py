@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from core.synthetic import face_clip, write_y4m
+from core.synthetic import face_clip, write_video, write_y4m
 from tests.conftest import REPO, shared_data
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -179,9 +179,8 @@ def test_photo_page_analyses_an_uploaded_photo_and_offers_its_json(page, server)
 
 
 def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_path, face_photos):
-    from tests.test_video import write_video
-
-    clip = write_video(tmp_path / "clip.mp4", list(face_clip(face_photos[:2], 30, size=(320, 240), face_side=160)), audio_codec="aac")
+    frames = list(face_clip(face_photos[:2], 30, size=(320, 240), face_side=160))
+    clip = write_video(frames, tmp_path / "clip.mp4", fps=15, audio_codec="aac")
     page.goto(f"{server[0]}/video")
     page.get_by_role("heading", name="Video").first.wait_for(timeout=60_000)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))

@@ -16,40 +16,13 @@ import pytest
 
 from core.faces import FrameResult
 from core.pipeline import FramePipeline, PipelineConfig, Processor
-from core.synthetic import face_clip
+from core.synthetic import face_clip, write_video
 from core.video import VideoCancelled, VideoError, VideoJob, VideoWorkspace, annotate_video
 from tests.conftest import REPO
 
 FPS = 15
 FRAMES = 45  # three seconds
 SIZE = (320, 240)
-
-
-def write_video(path: Path, frames: list[np.ndarray], audio_codec: str | None = None, rotation: int = 0,
-                video_codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
-    """Encode BGR ``frames`` at FPS, with a 440 Hz tone as long as the video when ``audio_codec`` is set."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        video = out.add_stream(video_codec, rate=FPS)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        if rotation:
-            video.set_display_rotation(rotation)
-        audio = None
-        if audio_codec:
-            audio = out.add_stream(audio_codec, rate=44_100)
-            audio.layout = "mono"
-        for frame in frames:
-            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
-        out.mux(video.encode(None))
-        if audio is not None:
-            samples = 44_100 * len(frames) // FPS
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44_100)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = 44_100, start
-                out.mux(audio.encode(chunk))
-            out.mux(audio.encode(None))
-    return path
 
 
 class BoxRecorder(Processor):
@@ -76,9 +49,9 @@ def frames(face_photos) -> list[np.ndarray]:
 def videos(tmp_path_factory, frames) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("videos")
     return {
-        "silent": write_video(folder / "silent.mp4", frames),
-        "aac": write_video(folder / "aac.mp4", frames, audio_codec="aac"),
-        "flac": write_video(folder / "flac.mkv", frames, audio_codec="flac"),
+        "silent": write_video(frames, folder / "silent.mp4", fps=FPS),
+        "aac": write_video(frames, folder / "aac.mp4", fps=FPS, audio_codec="aac"),
+        "flac": write_video(frames, folder / "flac.mkv", fps=FPS, audio_codec="flac"),
     }
 
 
@@ -148,7 +121,7 @@ def test_progress_rises_to_the_total_and_cancel_leaves_no_file(tmp_path, videos)
 def test_a_phone_video_is_turned_upright_by_its_rotation_metadata(tmp_path, frames):
     # Stored sideways (turned clockwise) with metadata saying: show it turned back counterclockwise.
     sideways = [np.ascontiguousarray(np.rot90(frame, -1)) for frame in frames[:15]]
-    source = write_video(tmp_path / "phone.mp4", sideways, rotation=90)
+    source = write_video(sideways, tmp_path / "phone.mp4", fps=FPS, rotation=90)
     summary = annotate_video(source, tmp_path / "out.mp4", FramePipeline(PipelineConfig()))
     images, _ = decode(tmp_path / "out.mp4")
     assert images[0].shape == frames[0].shape and summary["faces_seen"] >= 1
@@ -157,7 +130,7 @@ def test_a_phone_video_is_turned_upright_by_its_rotation_metadata(tmp_path, fram
 
 def test_odd_dimensions_lose_their_last_row_and_column(tmp_path, frames):
     odd = [np.ascontiguousarray(frame[:201, :301]) for frame in frames[:5]]
-    source = write_video(tmp_path / "odd.avi", odd, video_codec="rawvideo", pix_fmt="bgr24")
+    source = write_video(odd, tmp_path / "odd.avi", fps=FPS, video_codec="rawvideo", pix_fmt="bgr24")
     summary = annotate_video(source, tmp_path / "out.mp4", FramePipeline(PipelineConfig(detector=None)))
     images, _ = decode(tmp_path / "out.mp4")
     assert (summary["width"], summary["height"]) == (300, 200) and images[0].shape == (200, 300, 3)
@@ -266,7 +239,7 @@ def test_cli_names_the_person_enrolled_in_the_gallery(tmp_path, face_photos):
     gallery = tmp_path / "gallery.sqlite3"
     enrolled = run_cli("enroll", "--gallery", str(gallery), "--name", "Alejandro Toledo", *(str(person / f"{i}.jpg") for i in range(2, 6)))
     assert enrolled.returncode == 0, enrolled.stderr
-    clip = write_video(tmp_path / "clip.mp4", list(face_clip([face_photos[0]], 30, size=SIZE, face_side=160)))
+    clip = write_video(list(face_clip([face_photos[0]], 30, size=SIZE, face_side=160)), tmp_path / "clip.mp4", fps=FPS)
 
     done = run_cli("annotate-video", "--gallery", str(gallery), str(clip), str(tmp_path / "out.mp4"))
     assert done.returncode == 0, done.stderr
