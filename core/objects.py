@@ -108,10 +108,16 @@ def top_k(probabilities: np.ndarray, names: list[str], k: int = 5) -> list[tuple
 
 
 def build_model(backbone: str, weights: str | None = "imagenet"):
-    """The Keras classifier (``weights=None``: random weights, for structure checks)."""
+    """The Keras classifier (``weights=None``: random weights, for structure checks).
+
+    ``"imagenet"`` loads the file ``weights="imagenet"`` downloads, from the Keras cache path that
+    :func:`unavailable` checked, so nothing is fetched here and a missing file fails by its name.
+    """
     import keras
 
     spec = BACKBONES[backbone]
+    if weights == "imagenet":
+        weights = str(keras_cache_file(spec.weights_file))
     return getattr(keras.applications, spec.application)(weights=weights, input_shape=(spec.size, spec.size, 3))
 
 

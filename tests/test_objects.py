@@ -138,3 +138,26 @@ def test_unavailable_names_the_missing_files_and_the_folder(tmp_path, monkeypatc
 
 def test_the_objects_processor_is_in_the_catalogue():
     assert "objects" in [spec.name for spec in processor_specs()]
+
+
+def test_the_production_path_loads_weights_and_class_names_from_the_keras_cache(tmp_path, monkeypatch, names):
+    """Offline stand-in for a real download: random weights written where Keras keeps the file."""
+    import h5py
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    from core.objects import build_model
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    (tmp_path / "models").mkdir()
+    saved = build_model("mobilenet_v2", weights=None)
+    with h5py.File(tmp_path / "models" / BACKBONES["mobilenet_v2"].weights_file, "w") as f:
+        save_weights_to_hdf5_group(f, saved)
+    (tmp_path / "models" / CLASS_INDEX_FILE).write_bytes(shared_data(f"imagenet_classifier/{CLASS_INDEX_FILE}").read_bytes())
+    assert unavailable() is None
+    processor = ObjectsProcessor()
+    assert np.array_equal(processor.classifier.model.weights[0].numpy(), saved.weights[0].numpy())
+    assert processor.classifier.names == names
+    result = FrameResult()
+    processor.process(load_image(shared_data("imagenet_classifier/sample_images/cat_720p.jpg")), result)
+    assert len(result.labels) == 5 and all(label in names for label, _ in result.labels)
