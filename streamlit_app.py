@@ -13,6 +13,7 @@ navigation = st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
+        st.Page("pages/people.py", title="People", icon=":material/group:"),
         st.Page("pages/video.py", title="Video", icon=":material/movie:"),
         st.Page("pages/photo.py", title="Photo", icon=":material/photo_camera:"),
     ]

@@ -30,12 +30,19 @@ from core.processors import get_processor  # noqa: E402
 from core.synthetic import face_clip  # noqa: E402
 
 FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces_identities"
-TARGETS_FPS = {"haar-1face": 40.0, "keypoints-1face": 25.0, "age_gender-3faces": 20.0}
+TARGETS_FPS = {"haar-1face": 40.0, "keypoints-1face": 25.0, "age_gender-3faces": 20.0, "recognition-3faces": 15.0}
 
 
 def with_processors(*names: str) -> Callable[[], PipelineConfig]:
     """A Haar configuration with catalogue processors, built only when its scenario runs."""
     return lambda: PipelineConfig(detector="haar", processors=tuple(get_processor(n) for n in names))
+
+
+def with_recognition() -> PipelineConfig:
+    """Haar + recognition against a gallery file that does not exist (the processor never creates
+    one): the cost is the tracked encoding, matching a real gallery adds microseconds."""
+    absent = Path(__file__).resolve().parent / "no-such-gallery.sqlite3"
+    return PipelineConfig(detector="haar", processors=(get_processor("recognition", gallery=str(absent)),))
 
 
 # name -> (configuration or a function building it, faces per frame)
@@ -46,6 +53,7 @@ SCENARIOS: dict[str, tuple[PipelineConfig | Callable[[], PipelineConfig], int]] 
     "hog-1face": (PipelineConfig(detector="hog"), 1),
     "keypoints-1face": (with_processors("keypoints"), 1),
     "age_gender-3faces": (with_processors("age_gender"), 3),
+    "recognition-3faces": (with_recognition, 3),
 }
 
 

@@ -15,10 +15,12 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def face_caption(face: Face) -> str:
-    """The text under a face box: name, age and gender when known."""
+    """The text under a face box: name (or Unknown) with its distance, age and gender when known."""
     parts: list[str] = []
     if face.name is not None or face.distance is not None:
         parts.append(face.name or "Unknown")
+    if face.distance is not None:
+        parts.append(f"({face.distance:.2f})")
     if face.age is not None:
         parts.append(f"{face.age:.0f}")
     if face.gender is not None:

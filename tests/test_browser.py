@@ -145,7 +145,7 @@ def metric(page, label: str) -> float | None:
 
 # "live" first: a fresh server's first request for a page other than the home page is the case
 # where Streamlit's legacy pages/ discovery used to bypass streamlit_app.py (see scripts/serve.py).
-@pytest.mark.parametrize("path,heading", [("live", "Live"), ("", "Vision Lab"), ("video", "Video"), ("photo", "Photo")])
+@pytest.mark.parametrize("path,heading", [("live", "Live"), ("", "Vision Lab"), ("video", "Video"), ("photo", "Photo"), ("people", "People")])
 def test_every_page_opens_through_the_app_navigation_without_an_exception(page, server, path, heading):
     page.goto(f"{server[0]}/{path}")
     page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
@@ -175,6 +175,26 @@ def test_photo_page_analyses_an_uploaded_photo_and_offers_its_json(page, server)
         page.get_by_role("button", name="Download the JSON").click()
     record = json.loads(Path(download.value.path()).read_text())
     assert record["image"] == photo.name and len(record["faces"]) == 2
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page, server):
+    photos = [shared_data(f"faces_identities/Ariel_Sharon/{n}.jpg") for n in (1, 2)]
+    page.goto(f"{server[0]}/people")
+    page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
+    page.get_by_label("Name", exact=True).first.fill("Ariel Sharon")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([str(p) for p in photos])
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("2 photo(s) saved for Ariel Sharon.").wait_for(timeout=120_000)
+    page.locator('[data-testid="stImage"] img').nth(1).wait_for(state="visible", timeout=30_000)  # the two face crops
+    page.get_by_text("Ariel Sharon · 2 photo(s)").click()
+    rename = page.get_by_label("Rename to")
+    rename.fill("Ariel S")
+    rename.press("Enter")
+    page.get_by_text("Ariel S · 2 photo(s)").click(timeout=30_000)
+    page.get_by_text("Yes, delete every photo and encoding of this person").click()
+    page.get_by_role("button", name="Delete person").click()
+    wait_until(lambda: page.get_by_text("Ariel S · 2 photo(s)").count() == 0, 30, "the person to disappear")
     assert page.locator('[data-testid="stException"]').count() == 0
 
 

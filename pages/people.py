@@ -1,0 +1,146 @@
+"""People: the gallery that recognition names faces from (enroll, choose faces, rename, delete, tolerance)."""
+
+import time
+
+import streamlit as st
+
+from core.gallery import Gallery, GalleryError, default_gallery_path
+from core.images import load_image
+from core.recognition import (
+    DEFAULT_TOLERANCE,
+    Enrollment,
+    draw_choices,
+    enroll,
+    gallery_tolerance,
+    set_gallery_tolerance,
+)
+
+
+@st.cache_resource
+def open_gallery(path: str) -> Gallery:
+    """One connection per gallery file per process; the Gallery is thread-safe."""
+    return Gallery(path)
+
+
+def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
+    """Each photo's face crop or the reason it was refused; several faces become a pending choice."""
+    for photo in enrollment.photos:
+        left, right = st.columns([1, 4])
+        if photo.accepted:
+            left.image(photo.thumbnail_jpeg, width=96)
+            right.text(f"{photo.source}: accepted")
+        else:
+            right.text(photo.source)
+            right.warning(photo.reason)
+            if photo.needs_choice:
+                st.session_state.pending_choices.append((enrollment.name, photo.source, sources[photo.source], photo.boxes))
+    if enrollment.written:
+        st.success(f"{enrollment.accepted} photo(s) saved for {enrollment.name}.")
+    else:
+        st.error("Nothing was saved: no photo was usable.")
+
+
+def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None) -> None:
+    try:
+        with st.spinner("Finding and encoding the faces (about 2 s per photo)..."):
+            enrollment = enroll(gallery, name, photos, face_indices)
+    except GalleryError as error:
+        st.error(f"Nothing was saved: {error}")
+        return
+    show_outcomes(enrollment, dict(photos))
+
+
+st.title("People")
+st.caption("The people that recognition (Live, Video, Photo pages and `python -m core recognize`) can name.")
+gallery = open_gallery(str(default_gallery_path()))
+st.session_state.setdefault("pending_choices", [])
+
+with st.sidebar:
+    st.subheader("Match tolerance")
+    tolerance = st.slider(
+        "Tolerance",
+        0.3,
+        0.8,
+        value=gallery_tolerance(gallery),
+        step=0.01,
+        help=f"Default {DEFAULT_TOLERANCE}. The largest face distance at which a name is given.",
+    )
+    st.caption(
+        "Lower: stricter, fewer wrong names, more 'Unknown'. Higher: more faces named, more mistakes "
+        "between look-alikes. Each person also gets a stricter threshold from how alike their own photos are."
+    )
+    if tolerance != gallery_tolerance(gallery):
+        set_gallery_tolerance(gallery, tolerance)
+
+st.subheader("Add photos")
+with st.form("enroll", clear_on_submit=True):
+    name = st.text_input("Name", max_chars=100, help="A new name creates the person; an existing name adds photos to them.")
+    uploads = st.file_uploader("Photos of this person", type=["jpg", "jpeg", "png", "webp"], accept_multiple_files=True)
+    submitted = st.form_submit_button("Save")
+if submitted:
+    if uploads:
+        run_enrollment(name, [(f.name, f.getvalue()) for f in uploads])
+    else:
+        try:
+            gallery.add_person(name)
+            st.success("Person created: add their photos above.")
+        except GalleryError as error:
+            st.error(f"Nothing was saved: {error}")
+
+st.subheader("Enroll the face on the Live page")
+live = st.session_state.get("live_stream")
+latest = live.latest() if live is not None else None
+if latest is None:
+    st.info("Start the camera on the Live page: the face it shows can then be enrolled here under a name.")
+else:
+    age_s = time.monotonic() - latest.seen_at
+    when = "now" if age_s < 2 else f"{age_s:.0f} s ago (the camera stops when you leave the Live page)"
+    st.image(draw_choices(latest.image, [f.box for f in latest.faces]), channels="BGR", width=480,
+             caption=f"Last frame of the Live page, {when}: {len(latest.faces)} face(s)")
+    with st.form("enroll_live"):
+        live_name = st.text_input("Name", max_chars=100, key="live_name")
+        if st.form_submit_button("Enroll the face in this frame"):
+            run_enrollment(live_name, [("live snapshot", live.latest().image)])
+
+if st.session_state.pending_choices:
+    st.subheader("Photos with several faces: pick one")
+    for number, (person, source, data, boxes) in enumerate(list(st.session_state.pending_choices)):
+        st.text(f"{source} for {person}")
+        picked = st.radio("Face", list(range(len(boxes))), format_func=lambda i: f"face {i + 1}", horizontal=True, key=f"pick_{number}")
+        image = data if not isinstance(data, bytes) else load_image(data)
+        st.image(draw_choices(image, boxes), channels="BGR", width=480)
+        if st.button("Enroll this face", key=f"choose_{number}"):
+            st.session_state.pending_choices.pop(number)
+            run_enrollment(person, [(source, data)], {0: picked})
+            break  # the list changed: the other choices show again on the next run
+        if st.button("Skip this photo", key=f"skip_{number}"):
+            st.session_state.pending_choices.pop(number)
+            st.rerun()
+
+st.subheader("Gallery")
+people = gallery.people()
+if not people:
+    st.info("Nobody yet: add a person with a few photos above.")
+for person in people:
+    with st.expander(f"{person.name} · {person.photos} photo(s)"):
+        photos = gallery.photos(person.name)
+        columns = st.columns(6)
+        for i, photo in enumerate(photos):
+            with columns[i % 6]:
+                st.image(photo.thumbnail_jpeg, width=96)
+                st.text(photo.source[:40])
+                if st.button("Remove", key=f"remove_{photo.id}"):
+                    gallery.delete_photo(photo.id)
+                    st.rerun()
+        new_name = st.text_input("Rename to", value=person.name, max_chars=100, key=f"rename_{person.id}")
+        if new_name.strip() != person.name:
+            try:
+                gallery.rename(person.name, new_name)
+                st.rerun()
+            except GalleryError as error:
+                st.error(f"Not renamed: {error}")
+        confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
+        if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
+            gallery.forget(person.name)
+            st.rerun()
+st.caption(f"Gallery file: `{gallery.path}` (set VISION_LAB_GALLERY to use another)")
