@@ -151,7 +151,7 @@ def annotate_video(
     os.close(fd)
     partial = Path(name)
     try:
-        summary = _transcode(container, src, partial, pipeline, progress, cancelled)
+        summary = _transcode(container, src, partial, pipeline, progress, cancelled, max_seconds)
         partial.replace(dst)
     except av.FFmpegError as error:
         raise VideoError(f"{src.name}: the video is damaged or truncated ({error})") from error
@@ -168,8 +168,10 @@ def _transcode(
     pipeline: FramePipeline,
     progress: Progress | None,
     cancelled: Callable[[], bool] | None,
+    max_seconds: float,
 ) -> dict[str, Any]:
     video_in = container.streams.video[0]
+    rate = _frame_rate(video_in)
     audio_in = container.streams.audio[0] if container.streams.audio else None
     video_in.thread_type = "AUTO"
     expected = _expected_frames(container)
@@ -195,6 +197,9 @@ def _transcode(
                 if frame.time is not None:
                     first_time = frame.time if first_time is None else first_time
                     last_time = frame.time
+                position = last_time - first_time if frame.time is not None else done / float(rate)
+                if position > max_seconds:  # headers without a duration (raw streams) are checked here
+                    raise VideoError(f"{src.name}: longer than the {max_seconds:.0f} s limit; trim it first")
                 image = upright(frame)
                 height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
                 if writer is None:
@@ -223,7 +228,6 @@ def _transcode(
             writer.container.close()
     if progress is not None:
         progress(done, done)
-    rate = _frame_rate(video_in)
     return {
         "frames": done,
         "seconds": round(done / float(rate), 3),
@@ -232,7 +236,7 @@ def _transcode(
         "height": writer.video.height,
         "video_codec": VIDEO_CODEC,
         "audio": None if writer.audio is None else ("copied" if writer.audio_copied else "aac"),
-        "faces_seen": len(tracks) if pipeline.config.tracking else None,
+        "faces_seen": len(tracks) if pipeline.config.tracking else None,  # distinct face tracks
         "names_seen": sorted(names),
         "errors": pipeline.stats.snapshot()["errors"],
     }
@@ -257,7 +261,7 @@ def _write_video(writer: _Writer, image: np.ndarray, source: av.VideoFrame, last
     time_base = writer.video.codec_context.time_base
     pts = source.pts
     if pts is None:
-        pts = int(index / (_frame_rate_of(writer) * time_base))
+        pts = int(index / (Fraction(writer.video.codec_context.framerate or 25) * time_base))
     if last_pts is not None and pts <= last_pts:
         pts = last_pts + 1
     out = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -265,10 +269,6 @@ def _write_video(writer: _Writer, image: np.ndarray, source: av.VideoFrame, last
     for packet in writer.video.encode(out.reformat(format="yuv420p")):
         writer.container.mux(packet)
     return pts
-
-
-def _frame_rate_of(writer: _Writer) -> Fraction:
-    return Fraction(writer.video.codec_context.framerate or 25)
 
 
 def _write_audio(writer: _Writer, packet: av.Packet) -> None:

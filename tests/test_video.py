@@ -136,7 +136,7 @@ def test_odd_dimensions_lose_their_last_row_and_column(tmp_path, frames):
     assert (summary["width"], summary["height"]) == (300, 200) and images[0].shape == (200, 300, 3)
 
 
-def test_bad_inputs_are_refused_with_a_reason_and_leave_nothing(tmp_path, videos):
+def test_bad_inputs_are_refused_with_a_reason_and_leave_nothing(tmp_path, videos, frames):
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
     truncated = tmp_path / "truncated.mkv"
@@ -149,6 +149,7 @@ def test_bad_inputs_are_refused_with_a_reason_and_leave_nothing(tmp_path, videos
         chunk.sample_rate = 44_100
         out.mux(stream.encode(chunk))
         out.mux(stream.encode(None))
+    raw_stream = write_video(frames, tmp_path / "raw.h264", fps=FPS)
     cases = [
         (garbage, {}, "not a readable video"),
         (truncated, {}, "truncated"),
@@ -156,6 +157,7 @@ def test_bad_inputs_are_refused_with_a_reason_and_leave_nothing(tmp_path, videos
         (tmp_path / "missing.mp4", {}, "no such file"),
         (videos["silent"], {"max_seconds": 2}, "longer than the 2 s limit"),
         (videos["silent"], {"max_bytes": 1000}, "larger than"),
+        (raw_stream, {"max_seconds": 1}, "longer than the 1 s limit"),  # no duration in its header
     ]
     for source, limits, reason in cases:
         out = tmp_path / "out.mp4"
