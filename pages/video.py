@@ -10,9 +10,12 @@ from core.pipeline import FramePipeline, PipelineConfig
 from core.processors import build_processors, processor_specs
 from core.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
 
+# The server refuses uploads above server.maxUploadSize (200 MB unless configured) whatever a widget says.
+max_upload_mb = min(MAX_BYTES // 2**20, st.get_option("server.maxUploadSize"))
+
 st.title("Video")
 st.caption(
-    f"Upload a video (at most {MAX_BYTES // 2**20} MB and {MAX_SECONDS // 60} minutes): every frame is annotated "
+    f"Upload a video (at most {max_upload_mb} MB and {MAX_SECONDS // 60} minutes): every frame is annotated "
     "with the processors you choose, the sound is kept, and the result plays here and can be downloaded."
 )
 
@@ -22,7 +25,7 @@ if "video_workspace" not in st.session_state:
 workspace: VideoWorkspace = st.session_state.video_workspace
 running = workspace.job is not None and workspace.job.state()["status"] == "running"
 
-uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=MAX_BYTES // 2**20, disabled=running)
+uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=max_upload_mb, disabled=running)
 with st.sidebar:
     st.subheader("Processors")
     detector = st.radio(
@@ -45,12 +48,13 @@ with st.sidebar:
 if st.button("Annotate", type="primary", disabled=uploaded is None or running):
     with st.spinner("Loading the models..."):
         processors, unavailable = build_processors(chosen)
-    for reason in unavailable.values():
-        st.warning(f"Left out: {reason}")
-    pipeline = FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True))
-    uploaded.seek(0)
-    workspace.start(uploaded.name, uploaded, pipeline)
-    st.rerun()
+    if unavailable:
+        st.error(" ".join(unavailable.values()))
+    else:
+        pipeline = FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True))
+        uploaded.seek(0)
+        workspace.start(uploaded.name, uploaded, pipeline)
+        st.rerun()
 
 
 @st.fragment(run_every=0.5 if running else None)
