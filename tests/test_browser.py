@@ -219,6 +219,20 @@ def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_video_page_shows_progress_and_cancels(page, server, tmp_path, face_photos):
+    frames = list(face_clip(face_photos[:2], 600, size=(320, 240), face_side=160))  # 40 s: long enough to cancel
+    clip = write_video(frames, tmp_path / "long.mp4", fps=15)
+    page.goto(f"{server[0]}/video")
+    page.get_by_role("heading", name="Video").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
+    page.get_by_role("button", name="Annotate").click(timeout=30_000)
+    page.get_by_text(re.compile(r"Annotating: [1-9]\d* / 600 frames")).wait_for(timeout=60_000)  # the progress bar moves
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text("Cancelled: nothing was written.").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stVideo"]').count() == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 @pytest.mark.skipif(not IN_LOOPBACK_NAMESPACE, reason="WebRTC runs only in a loopback-only network namespace: use `make test`")
 def test_live_page_streams_the_camera_annotated(page, server):
     page.goto(f"{server[0]}/live")
