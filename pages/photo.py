@@ -47,23 +47,22 @@ if cached is None or cached[0] != key:
 _, analysis, unavailable = cached
 result = analysis.result
 
-image_column, table_column = st.columns([3, 2])
+image_column, side_column = st.columns([3, 1])
 with image_column:
     st.image(analysis.annotated, channels="BGR", caption=photo.name)
-with table_column:
+with side_column:
     st.metric("Faces", len(result.faces))
-    if result.faces:
-        st.dataframe(face_rows(result), hide_index=True, width="stretch")
-    if result.labels:
-        st.dataframe([{"label": label, "probability": round(p, 3)} for label, p in result.labels], hide_index=True)
-    for stage, message in analysis.errors.items():
-        st.warning(f"The {stage} stage failed on this photo: {message}")
-    for reason in unavailable.values():
-        st.caption(f"Not run: {reason}")
-    record = analysis_json(photo.name, image, result)
     st.download_button(
         "Download the JSON",
-        data=json.dumps(record, indent=2, ensure_ascii=False),
+        data=json.dumps(analysis_json(photo.name, image, result), indent=2, ensure_ascii=False),
         file_name=f"{Path(photo.name).stem}.json",
         mime="application/json",
     )
+    if result.labels:
+        st.dataframe([{"label": label, "probability": round(p, 3)} for label, p in result.labels], hide_index=True)
+if result.faces:
+    st.dataframe(face_rows(result), hide_index=True, width="stretch")
+for stage, message in analysis.errors.items():
+    st.warning(f"The {stage} stage failed on this photo: {message}")
+for reason in unavailable.values():
+    st.caption(f"Not run: {reason}")
