@@ -198,6 +198,14 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
+    page.goto(f"{server[0]}/photo")
+    page.get_by_text("Take a photo").click(timeout=60_000)
+    page.get_by_role("button", name="Take Photo").click(timeout=30_000)  # the fake camera shows two faces
+    wait_until(lambda: (metric(page, "Faces") or 0) >= 1, 120, "the Photo page to find a face in the camera's photo")
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_path, face_photos):
     frames = list(face_clip(face_photos[:2], 30, size=(320, 240), face_side=160))
     clip = write_video(frames, tmp_path / "clip.mp4", fps=15, audio_codec="aac")
