@@ -313,18 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
     eval_kp.add_argument("--no-flip", action="store_true", help="no test-time flip averaging")
     eval_kp.set_defaults(run=cmd_eval_keypoints)
 
+    from core.style_transfer import BACKBONES, INITS, OPTIMIZERS, StyleSettings  # no TensorFlow at import
+
+    defaults = StyleSettings()
     style = commands.add_parser("stylize", help="neural style transfer of CONTENT in the style of STYLE (JSON summary)")
     style.add_argument("content", metavar="CONTENT", help="photo whose content is kept")
     style.add_argument("style", metavar="STYLE", help="painting whose style is transferred")
     style.add_argument("output", metavar="OUT", help="image to write (.png, .jpg or .webp)")
-    style.add_argument("--size", type=int, default=256, help="longer side of the result in pixels (default 256)")
-    style.add_argument("--iterations", type=int, default=100, help="optimizer iterations (default 100)")
-    style.add_argument("--style-weight", type=float, default=1e-2)
-    style.add_argument("--content-weight", type=float, default=1e4)
-    style.add_argument("--tv-weight", type=float, default=1.0, help="total-variation (smoothness) weight")
-    style.add_argument("--init", choices=("content", "noise"), default="content")
-    style.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
-    style.add_argument("--backbone", choices=("vgg19", "vgg16-hed"),
+    style.add_argument("--size", type=int, default=defaults.size, help="longer side of the result in pixels (default 256)")
+    style.add_argument("--iterations", type=int, default=defaults.iterations, help="optimizer iterations (default 100)")
+    style.add_argument("--style-weight", type=float, default=defaults.style_weight)
+    style.add_argument("--content-weight", type=float, default=defaults.content_weight)
+    style.add_argument("--tv-weight", type=float, default=defaults.tv_weight, help="total-variation (smoothness) weight")
+    style.add_argument("--init", choices=INITS, default=defaults.init)
+    style.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
+    style.add_argument("--backbone", choices=BACKBONES,
                        help="default: vgg19 when its ImageNet weights are downloaded, else vgg16-hed (offline)")
     style.add_argument("--preserve-colors", action="store_true", help="keep the content photo's colours")
     style.set_defaults(run=cmd_stylize)
