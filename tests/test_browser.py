@@ -198,6 +198,15 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_photo_page_explains_a_file_that_is_not_a_photo(page, server):
+    page.goto(f"{server[0]}/photo")
+    page.get_by_role("heading", name="Photo").first.wait_for(timeout=60_000)
+    broken = {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff not really a jpeg"}
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(broken)
+    page.get_by_text(re.compile("broken.jpg: not a readable image")).wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0 and metric(page, "Faces") is None
+
+
 def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
     page.goto(f"{server[0]}/photo")
     page.get_by_text("Take a photo").click(timeout=60_000)
