@@ -44,12 +44,12 @@ GRID = {
 
 
 def query_encoding(path: Path) -> np.ndarray | None:
-    """The encoding of the photo's largest face as a query is encoded (no jitter); None if no face."""
+    """The encoding of the photo's main face as a query is encoded (no jitter); None if no face."""
     image = load_image(path)
     boxes = recognition.detect_still(image)
     if not boxes:
         return None
-    return recognition.encode_face(image, Face(max(boxes, key=lambda b: b.area)))
+    return recognition.encode_face(image, Face(boxes[recognition.main_face(boxes, image.shape)]))
 
 
 def score(matcher_args: dict, gallery: list[tuple[str, np.ndarray]], queries: list[tuple[str | None, np.ndarray | None]]) -> float:

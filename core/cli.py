@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     style.set_defaults(run=cmd_stylize)
 
     gallery_help = "gallery file (default: $VISION_LAB_GALLERY or ~/.local/share/vision-lab/gallery.sqlite3)"
-    largest_help = "when a photo shows several faces, enroll the largest (default: reject the photo)"
+    largest_help = "when a photo shows several faces, enroll the largest, the most central among equals (default: reject the photo)"
     enroll = commands.add_parser("enroll", help="add photos of one person to the gallery (JSON Lines, one per photo)")
     enroll.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
     enroll.add_argument("--name", required=True, help="the person's name (created when new)")

@@ -221,6 +221,17 @@ def face_thumbnail(image_bgr: np.ndarray, box: Box) -> bytes:
     return jpeg.tobytes()
 
 
+def main_face(boxes: Sequence[Box], image_shape: tuple[int, ...]) -> int:
+    """Index of the largest box; among equally large ones, the most central."""
+    centre_y, centre_x = image_shape[0] / 2, image_shape[1] / 2
+
+    def key(i: int) -> tuple[int, float]:
+        box = boxes[i]
+        return box.area, -np.hypot((box.left + box.right) / 2 - centre_x, (box.top + box.bottom) / 2 - centre_y)
+
+    return max(range(len(boxes)), key=key)
+
+
 def prepare_photo(
     source_name: str, data: PhotoSource, face_index: int | None = None, largest_face: bool = False
 ) -> tuple[PhotoOutcome, NewPhoto | None]:
@@ -246,7 +257,7 @@ def prepare_photo(
     elif len(boxes) == 1:
         chosen = 0
     elif largest_face:
-        chosen = max(range(len(boxes)), key=lambda i: boxes[i].area)
+        chosen = main_face(boxes, image.shape)
     else:
         outcome.reason = f"{len(boxes)} faces found: pick the one to enroll"
         outcome.needs_choice = True

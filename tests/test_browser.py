@@ -274,6 +274,26 @@ def test_live_page_streams_the_camera_annotated(page, server):
         page.screenshot(path=os.environ["VISION_LAB_SCREENSHOT"])
 
 
+@pytest.mark.skipif(not IN_LOOPBACK_NAMESPACE, reason="WebRTC runs only in a loopback-only network namespace: use `make test`")
+def test_the_face_seen_on_the_live_page_is_enrolled_from_the_people_page(page, server):
+    page.goto(f"{server[0]}/live")
+    component = page.frame_locator('iframe[title*="webrtc"]')
+    component.get_by_role("button", name=re.compile("start", re.I)).click(timeout=60_000)
+    wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 90, "the live panel to report a face")
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("People").click()
+    page.get_by_text("Last frame of the Live page").wait_for(timeout=60_000)
+    page.locator('[data-testid="stForm"]').filter(has_text="Enroll the face in this frame").get_by_label("Name", exact=True).fill("Camera Person")
+    page.get_by_role("button", name="Enroll the face in this frame").click()
+    saved = page.get_by_text("1 photo(s) saved for Camera Person.")
+    pick = page.get_by_role("button", name="Enroll this face")
+    wait_until(lambda: saved.count() or pick.count(), 120, "the snapshot to be enrolled or a face to be asked for")
+    if not saved.count():  # the clip shows two faces: pick the first
+        pick.first.click()
+        saved.wait_for(timeout=60_000)
+    page.get_by_text("Camera Person · 1 photo(s)").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 @pytest.mark.parametrize("flags,shown", [
     (("--use-fake-device-for-media-stream", "--deny-permission-prompts"), "NotAllowedError"),
     (("--deny-permission-prompts",), "NotFoundError"),

@@ -273,3 +273,9 @@ def test_exif_orientation_is_honoured_when_enrolling(gallery, people):
     assert enroll(gallery, "Ariel Sharon", photos).accepted == 2
     upright_encoding, tagged_encoding = gallery.encodings().matrix
     assert np.linalg.norm(upright_encoding - tagged_encoding) < 0.3  # a sideways face encodes ~0.6 away
+
+
+def test_the_main_face_is_the_largest_then_the_most_central():
+    off_centre, centre, small = Box(20, 60, 72, 8), Box(55, 101, 107, 49), Box(0, 10, 10, 0)
+    assert recognition.main_face([off_centre, centre], (150, 150, 3)) == 1
+    assert recognition.main_face([small, off_centre], (150, 150, 3)) == 1
