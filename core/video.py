@@ -31,8 +31,8 @@ from core.pipeline import FramePipeline
 
 MAX_BYTES = 500 * 2**20
 MAX_SECONDS = 10 * 60
-VIDEO_SUFFIXES = ("mp4", "mov", "m4v", "mkv", "webm", "avi", "mpeg", "mpg")
-COPIED_AUDIO_CODECS = {"aac", "mp3"}  # MP4 holds these and every browser plays them
+VIDEO_SUFFIXES = ("mp4", "mov", "m4v", "mkv", "webm", "avi", "mpeg", "mpg", "ts", "3gp")
+COPIED_AUDIO_CODECS = {"aac", "mp3", "mp3float"}  # MP4 holds these and every browser plays them
 VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 Progress = Callable[[int, int], None]
