@@ -26,6 +26,7 @@ detector = st.radio(
     horizontal=True,
 )
 if photo is None:
+    st.session_state.pop("photo_analysis", None)  # a photo given again later is analysed afresh (new people...)
     st.info("Upload a photo or take one to analyse it.")
     st.stop()
 
