@@ -16,6 +16,7 @@ navigation = st.navigation(
         st.Page("pages/people.py", title="People", icon=":material/group:"),
         st.Page("pages/video.py", title="Video", icon=":material/movie:"),
         st.Page("pages/photo.py", title="Photo", icon=":material/photo_camera:"),
+        st.Page("pages/style.py", title="Style transfer", icon=":material/palette:"),
     ]
 )
 st.sidebar.caption("Vision Lab · faces, keypoints, recognition, style transfer. Everything runs on this machine.")

@@ -145,7 +145,7 @@ def metric(page, label: str) -> float | None:
 
 # "live" first: a fresh server's first request for a page other than the home page is the case
 # where Streamlit's legacy pages/ discovery used to bypass streamlit_app.py (see scripts/serve.py).
-@pytest.mark.parametrize("path,heading", [("live", "Live"), ("", "Vision Lab"), ("video", "Video"), ("photo", "Photo"), ("people", "People")])
+@pytest.mark.parametrize("path,heading", [("live", "Live"), ("", "Vision Lab"), ("video", "Video"), ("photo", "Photo"), ("people", "People"), ("style", "Style transfer")])
 def test_every_page_opens_through_the_app_navigation_without_an_exception(page, server, path, heading):
     page.goto(f"{server[0]}/{path}")
     page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
@@ -311,3 +311,16 @@ def test_a_denied_or_missing_camera_is_explained_not_a_crash(playwright, server,
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         browser.close()
+
+
+def test_style_transfer_page_runs_shows_progress_and_offers_the_result(page, server):
+    shared_data("style_transfer")  # the page's examples
+    page.goto(f"{server[0]}/style")
+    page.get_by_role("heading", name="Style transfer").first.wait_for(timeout=60_000)
+    for label in ("Size (longer side, px)", "Iterations"):  # the smallest run: 64 px, 5 iterations
+        page.get_by_role("slider", name=label).press("Home")
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text(re.compile(r"iteration \d+ / 5")).first.wait_for(timeout=120_000)  # the progress bar
+    page.get_by_role("button", name="Download PNG").wait_for(timeout=300_000)
+    page.locator('[data-testid="stImage"] img').last.wait_for(state="visible", timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -1,0 +1,129 @@
+"""Style transfer: a photo repainted in a painting's style (Gatys et al.), run in the background."""
+
+import cv2
+import streamlit as st
+
+from core import style_transfer as core_style
+from core.images import ImageError, load_image
+
+st.title("Style transfer")
+st.caption(
+    "An image is optimised so that a VGG network sees the content of the photo and the textures "
+    "(Gram matrices) of the painting. Runs on this machine; a 256 px image takes about a minute on a small CPU."
+)
+
+UPLOAD = "Upload your own…"
+
+
+def pick_image(column, kind: str, label: str):
+    """A BGR image chosen from the examples or uploaded in ``column``; None until there is one."""
+    examples = core_style.example_images(kind)
+    with column:
+        choice = st.selectbox(label, [*examples, UPLOAD], key=f"style_{kind}_choice")
+        if choice == UPLOAD:
+            upload = st.file_uploader(f"{label} image", type=["jpg", "jpeg", "png", "webp"], key=f"style_{kind}_file")
+            if upload is None:
+                return None
+            source = upload.getvalue()
+        else:
+            source = examples[choice]
+        try:
+            image = load_image(source)
+        except ImageError as error:
+            st.error(f"{label}: {error}")
+            return None
+        st.image(image, channels="BGR", width=320)
+        return image
+
+
+content_column, style_column = st.columns(2)
+content = pick_image(content_column, "content", "Content photo")
+style = pick_image(style_column, "style", "Style painting")
+if not core_style.example_images("content"):
+    st.info(f"No example images here ({core_style.EXAMPLES_DIR} is absent): upload a photo and a painting.")
+
+usable = [name for name in core_style.BACKBONES if core_style.backbone_unavailable(name) is None]
+with st.form("style_settings", border=True):
+    left, middle, right = st.columns(3)
+    weights = [10.0**e for e in range(-6, 7)]
+    style_weight = left.select_slider("Style weight", weights, value=core_style.StyleSettings.style_weight,
+                                      format_func=lambda v: f"{v:g}")
+    content_weight = left.select_slider("Content weight", weights, value=core_style.StyleSettings.content_weight,
+                                        format_func=lambda v: f"{v:g}")
+    tv_weight = left.select_slider("Smoothness (total-variation) weight", [0.0, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0],
+                                   value=core_style.StyleSettings.tv_weight)
+    size = middle.slider("Size (longer side, px)", 64, 768, core_style.StyleSettings.size, step=32)
+    iterations = middle.slider("Iterations", 5, 500, core_style.StyleSettings.iterations, step=5)
+    preserve_colors = middle.checkbox("Keep the photo's colours", value=False)
+    init = right.radio("Start from", core_style.INITS, horizontal=True, format_func=lambda v: f"{v} image" if v == "content" else v)
+    optimizer = right.radio("Optimizer", core_style.OPTIMIZERS, horizontal=True,
+                            format_func=lambda v: {"lbfgs": "L-BFGS", "adam": "Adam"}[v])
+    backbone = right.selectbox("Network", usable, index=usable.index(core_style.default_backbone()) if usable else 0)
+    submitted = st.form_submit_button("Run", type="primary", disabled=not usable)
+
+for name in core_style.BACKBONES:
+    reason = core_style.backbone_unavailable(name)
+    if reason:
+        st.caption(f"{name} unavailable: {reason}")
+if usable:
+    st.caption(f"Network used by default: **{core_style.default_backbone()}**. Computing on: {core_style.compute_device()}.")
+
+if submitted:
+    previous = st.session_state.get("style_job")
+    if previous is not None and not previous.snapshot().finished:
+        st.warning("Your previous run is still going: cancel it first.")
+    elif content is None or style is None:
+        st.warning("Choose or upload both a content photo and a style painting first.")
+    else:
+        settings = core_style.StyleSettings(
+            size=size, iterations=iterations, style_weight=style_weight, content_weight=content_weight,
+            tv_weight=tv_weight, init=init, optimizer=optimizer, backbone=backbone, preserve_colors=preserve_colors,
+        )
+        st.session_state["style_job"] = core_style.StyleJob(content, style, settings)
+
+job = st.session_state.get("style_job")
+
+
+@st.fragment(run_every=0.75 if job is not None and not job.snapshot().finished else None)
+def show_job() -> None:
+    snapshot = job.snapshot()
+    if snapshot.state == "queued":
+        st.info("Another style transfer is running on this server: yours is queued and starts when it ends.")
+    latest = snapshot.history[-1] if snapshot.history else None
+    fraction = snapshot.iteration / snapshot.iterations
+    text = f"{snapshot.state}: iteration {snapshot.iteration} / {snapshot.iterations}"
+    st.progress(min(fraction, 1.0), text=text + (f", loss {latest.total:.4g}" if latest else ""))
+    if not snapshot.finished:
+        st.button("Cancel", on_click=job.cancel, icon=":material/stop:")
+    if snapshot.error:
+        st.error(snapshot.error)
+    image_column, chart_column = st.columns(2)
+    if snapshot.preview_bgr is not None:
+        caption = "Result" if snapshot.result is not None else f"Preview (iteration {snapshot.iteration})"
+        image_column.image(snapshot.preview_bgr, channels="BGR", caption=caption, width="stretch")
+    if len(snapshot.history) > 1:
+        settings = job.settings
+        chart_column.line_chart(
+            {
+                "total": [h.total for h in snapshot.history],
+                "content × weight": [h.content * settings.content_weight for h in snapshot.history],
+                "style × weight": [h.style * settings.style_weight for h in snapshot.history],
+                "smoothness × weight": [h.tv * settings.tv_weight for h in snapshot.history],
+            },
+            x_label="iteration",
+            y_label="loss",
+        )
+    if snapshot.result is not None:
+        result = snapshot.result
+        st.caption(f"{result.iterations} iterations in {result.seconds:.1f} s on {result.device} "
+                   f"with {result.settings.backbone} ({result.seconds / max(result.iterations, 1):.2f} s per iteration).")
+        png = cv2.imencode(".png", result.image_bgr)[1].tobytes()
+        st.download_button("Download PNG", png, file_name="stylized.png", mime="image/png", icon=":material/download:")
+    if snapshot.finished and st.session_state.get("style_job_drawn_running"):
+        st.session_state["style_job_drawn_running"] = False
+        st.rerun()  # the whole page, so the fragment stops polling
+    st.session_state["style_job_drawn_running"] = not snapshot.finished
+
+
+if job is not None:
+    show_job()
