@@ -20,6 +20,7 @@ class Tagger(Processor):
 
 @pytest.fixture
 def registry(monkeypatch):
+    monkeypatch.setattr(processors, "PROCESSOR_MODULES", ())
     monkeypatch.setattr(processors, "_specs", {})
     monkeypatch.setattr(processors, "_instances", {})
     builds = []
