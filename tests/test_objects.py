@@ -156,6 +156,7 @@ def test_the_production_path_loads_weights_and_class_names_from_the_keras_cache(
     (tmp_path / "models" / CLASS_INDEX_FILE).write_bytes(shared_data(f"imagenet_classifier/{CLASS_INDEX_FILE}").read_bytes())
     assert unavailable() is None
     processor = ObjectsProcessor()
+    assert processor.every == BACKBONES["mobilenet_v2"].every
     assert np.array_equal(processor.classifier.model.weights[0].numpy(), saved.weights[0].numpy())
     assert processor.classifier.names == names
     result = FrameResult()
