@@ -39,7 +39,7 @@ N_ENROLLED, ENROLL_PHOTOS = 30, (1, 2, 3)
 GRID = {
     "tolerance": (0.5, 0.55, 0.6, 0.65),
     "margin": (1.0, 0.95, 0.9, 0.85),
-    "spread_factor": (1.2, 1.3, 1.4, 1.5, 10.0),  # 10: per-person thresholds off (tolerance only)
+    "spread_factor": (None, 1.2, 1.3, 1.4, 1.5),  # None: one threshold (the tolerance) for everybody
 }
 
 
@@ -107,7 +107,7 @@ def main() -> int:
     defaults = {"tolerance": recognition.DEFAULT_TOLERANCE, "margin": recognition.MARGIN, "spread_factor": recognition.SPREAD_FACTOR}
     loo = leave_one_out(enrolled, plain)
     chosen = pick(loo)
-    plain_nn = {"margin": 1.0, "spread_factor": 10.0}
+    plain_nn = {"margin": 1.0, "spread_factor": None}
     sweep = [
         {"tolerance": t, "top1": score({**defaults, "tolerance": t}, enrolled, known), "unknown": score({**defaults, "tolerance": t}, enrolled, unknown)}
         for t in np.round(np.arange(0.40, 0.701, 0.01), 2).tolist()
@@ -120,8 +120,9 @@ def main() -> int:
         "enrolled_photos": len(enrolled),
         "enrollment_rejected": rejected,
         "queries": {"enrolled": len(known), "unknown": len(unknown), "no_face_found": sum(e is None for _, e in known + unknown)},
-        "method": "nearest person, per-person threshold = spread_factor x mean distance between the person's encodings "
-        "within [0.4, tolerance], margin to the second person; enrollment encodings averaged over 10 jitters",
+        "method": "nearest person within the tolerance and clearly nearer than the second person (margin); optional "
+        "per-person threshold = spread_factor x mean distance between the person's encodings, within [0.4, tolerance]; "
+        "enrollment encodings averaged over 10 jitters; the main (largest, most central) face of each photo",
         "defaults": defaults,
         "results_at_defaults": {k: round(v, 4) for k, v in results.items()},
         "loo_on_enrollment_photos": {"selected": chosen, "defaults_match_selection": all(chosen[k] == v for k, v in defaults.items())},

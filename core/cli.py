@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     recognize = commands.add_parser("recognize", help="name the faces in images from the gallery (JSON Lines)")
     recognize.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
     recognize.add_argument("--gallery", metavar="DB", help=gallery_help)
-    recognize.add_argument("--tolerance", type=float, help="largest distance at which a face is named (default: the gallery's, 0.6)")
+    recognize.add_argument("--tolerance", type=float, help="largest distance at which a face is named (default: the gallery's saved tolerance, else the built-in default)")
     recognize.set_defaults(run=cmd_recognize)
 
     models = commands.add_parser("models", help="which models are available and where their weights come from")

@@ -34,10 +34,10 @@ from core.pipeline import Processor
 from core.processors import ProcessorSpec, register
 
 # Matching parameters chosen by leave-one-out on enrollment photos only (bench/recognition.py).
-DEFAULT_TOLERANCE = 0.6  # the largest distance at which anybody is named
+DEFAULT_TOLERANCE = 0.55  # the largest distance at which anybody is named
 MARGIN = 0.9  # a name is given only when d(nearest person) <= MARGIN * d(second nearest person)
-SPREAD_FACTOR = 1.4  # a person's threshold: SPREAD_FACTOR x mean distance between their encodings
-MIN_THRESHOLD = 0.4  # ... but never below this (near-identical photos, e.g. webcam snapshots)
+SPREAD_FACTOR: float | None = None  # per-person thresholds (see Matcher): measured, not chosen
+MIN_THRESHOLD = 0.4  # per-person thresholds never go below this (near-identical webcam snapshots)
 TOLERANCE_SETTING = "tolerance"
 ENROLL_JITTERS = 10  # enrollment encodes each photo on 10 jittered copies and averages them
 MIN_FACE_PX = 40
@@ -91,12 +91,13 @@ class Match:
 
 
 class Matcher:
-    """Nearest person among the gallery's encodings, under per-person thresholds and a margin.
+    """Nearest person among the gallery's encodings, under a threshold and a margin.
 
-    A person's threshold is ``SPREAD_FACTOR`` times the mean distance between their own
-    encodings (how much their photos vary), kept within [``MIN_THRESHOLD``, ``tolerance``]; a
-    person with one encoding gets ``tolerance``. A face is named when it lies within the
-    nearest person's threshold and ``distance <= margin * distance to the second nearest``.
+    A face is named when it lies within the nearest person's threshold and
+    ``distance <= margin * distance to the second nearest person``. The threshold is
+    ``tolerance``; with a ``spread_factor``, a person's threshold is that factor times the mean
+    distance between their own encodings (how much their photos vary), kept within
+    [``MIN_THRESHOLD``, ``tolerance``] (a person with one encoding keeps ``tolerance``).
     """
 
     def __init__(
@@ -104,7 +105,7 @@ class Matcher:
         encodings: Encodings,
         tolerance: float = DEFAULT_TOLERANCE,
         margin: float = MARGIN,
-        spread_factor: float = SPREAD_FACTOR,
+        spread_factor: float | None = SPREAD_FACTOR,
     ) -> None:
         self.tolerance = tolerance
         self.margin = margin
@@ -115,8 +116,8 @@ class Matcher:
         self._matrix = encodings.matrix
         self.thresholds = np.array([self._threshold(self._matrix[self._owner == i], spread_factor) for i in range(len(self.people))])
 
-    def _threshold(self, own: np.ndarray, spread_factor: float) -> float:
-        if len(own) < 2:
+    def _threshold(self, own: np.ndarray, spread_factor: float | None) -> float:
+        if spread_factor is None or len(own) < 2:
             return self.tolerance
         pairwise = np.linalg.norm(own[:, None] - own[None], axis=2)[np.triu_indices(len(own), 1)]
         return float(np.clip(spread_factor * pairwise.mean(), min(MIN_THRESHOLD, self.tolerance), self.tolerance))

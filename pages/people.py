@@ -66,8 +66,9 @@ with st.sidebar:
         help=f"Default {DEFAULT_TOLERANCE}. The largest face distance at which a name is given.",
     )
     st.caption(
-        "Lower: stricter, fewer wrong names, more 'Unknown'. Higher: more faces named, more mistakes "
-        "between look-alikes. Each person also gets a stricter threshold from how alike their own photos are."
+        "Lower: stricter, fewer strangers given a name, more 'Unknown'. Higher: more faces named, more "
+        "mistakes. A face nearly as close to a second person also stays 'Unknown'. Three or more varied "
+        "photos per person help more than any setting."
     )
     if tolerance != gallery_tolerance(gallery):
         set_gallery_tolerance(gallery, tolerance)
