@@ -437,7 +437,7 @@ def stylize(
             raise _Cancelled
         losses, gradient = objective(tf.constant(x), content_target, style_grams, weights)
         evaluations += 1
-        last["x"], last["losses"], last["gradient"] = x, losses.numpy(), gradient.numpy()
+        last["x"], last["losses"], last["gradient"] = x.copy(), losses.numpy(), gradient.numpy()  # scipy may reuse x
         return float(last["losses"][0]), last["gradient"]
 
     history: list[Losses] = []
