@@ -192,8 +192,11 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
     rename.fill("Ariel S")
     rename.press("Enter")
     page.get_by_text("Ariel S · 2 photo(s)").click(timeout=30_000)
+    confirm = page.get_by_role("checkbox", name="Yes, delete every photo and encoding of this person")
+    delete = page.get_by_role("button", name="Delete person")
     page.get_by_text("Yes, delete every photo and encoding of this person").click()
-    page.get_by_role("button", name="Delete person").click()
+    wait_until(lambda: confirm.is_checked() and delete.is_enabled(), 30, "the confirmation to enable Delete")
+    delete.click()
     wait_until(lambda: page.get_by_text("Ariel S · 2 photo(s)").count() == 0, 30, "the person to disappear")
     assert page.locator('[data-testid="stException"]').count() == 0
 
