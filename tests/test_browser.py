@@ -297,6 +297,18 @@ def test_the_face_seen_on_the_live_page_is_enrolled_from_the_people_page(page, s
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+@pytest.mark.skipif(not IN_LOOPBACK_NAMESPACE, reason="WebRTC runs only in a loopback-only network namespace: use `make test`")
+def test_recognition_runs_on_the_live_stream(page, server):
+    page.goto(f"{server[0]}/live")
+    page.locator('[data-testid="stSidebar"]').get_by_text("Recognition (names)").click(timeout=60_000)
+    component = page.frame_locator('iframe[title*="webrtc"]')
+    component.get_by_role("button", name=re.compile("start", re.I)).click(timeout=60_000)
+    wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 90, "the live panel to report a face")
+    page.get_by_text(re.compile(r"recognition \d+\.\d ms")).wait_for(timeout=30_000)  # the stage runs on frames
+    assert page.get_by_text("failed and is skipped").count() == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 @pytest.mark.parametrize("flags,shown", [
     (("--use-fake-device-for-media-stream", "--deny-permission-prompts"), "NotAllowedError"),
     (("--deny-permission-prompts",), "NotFoundError"),
