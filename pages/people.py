@@ -36,8 +36,10 @@ def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
                 st.session_state.pending_choices.append((enrollment.name, photo.source, sources[photo.source], photo.boxes))
     if enrollment.written:
         st.success(f"{enrollment.accepted} photo(s) saved for {enrollment.name}.")
-    else:
+    elif not any(photo.needs_choice for photo in enrollment.photos):
         st.error("Nothing was saved: no photo was usable.")
+    if any(photo.needs_choice for photo in enrollment.photos):
+        st.info("Some photos show several faces: pick the face to enroll under 'Photos with several faces' below.")
 
 
 def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None) -> None:

@@ -218,6 +218,26 @@ def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_people_page_lets_the_user_pick_one_face_of_a_group_photo(page, server):
+    from core.gallery import Gallery
+
+    group = shared_data("faces_identities_knn_examples/test/obama_and_biden.jpg")  # Biden left, Obama right
+    page.goto(f"{server[0]}/people")
+    page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
+    page.get_by_label("Name", exact=True).first.fill("Barack Obama")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(group))
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text(re.compile(r"\d faces found: pick the one to enroll")).wait_for(timeout=120_000)
+    page.get_by_text("face 2", exact=True).click()
+    page.get_by_role("button", name="Enroll this face").click()
+    page.get_by_text("1 photo(s) saved for Barack Obama.").wait_for(timeout=120_000)
+    page.get_by_text("Barack Obama · 1 photo(s)").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # the server's own gallery
+        (photo,) = gallery.photos("Barack Obama")
+    assert photo.box.left > 1000  # the second face from the left of the 2000-px photo, not Biden's
+
+
 def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_path, face_photos):
     frames = list(face_clip(face_photos[:2], 30, size=(320, 240), face_side=160))
     clip = write_video(frames, tmp_path / "clip.mp4", fps=15, audio_codec="aac")
