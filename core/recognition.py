@@ -29,7 +29,7 @@ import numpy as np
 from core.faces import Box, Face, FrameResult
 from core.gallery import Encodings, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
 from core.images import ImageError, load_image
-from core.landmarks import shape_5
+from core.landmarks import face_landmarks
 from core.pipeline import Processor
 from core.processors import ProcessorSpec, register
 
@@ -67,9 +67,23 @@ def _still_detectors():
     return DlibHogDetector(max_side=1024, upsample=1), DlibCnnDetector(max_side=400, upsample=1)
 
 
+def five_point_shape(frame_bgr: np.ndarray, face: Face):
+    """dlib's ``full_object_detection`` built from ``face.landmarks`` (computed once per face and
+    shared with the other processors), in dlib's five-point order: the image's right eye (two
+    corners), its left eye, the nose."""
+    import dlib
+
+    marks = face_landmarks(frame_bgr, face)
+    points = marks["right_eye"] + marks["left_eye"] + marks["nose_tip"]
+    top, right, bottom, left = face.box
+    return dlib.full_object_detection(
+        dlib.rectangle(left, top, right, bottom), dlib.points([dlib.point(int(x), int(y)) for x, y in points])
+    )
+
+
 def encode_face(frame_bgr: np.ndarray, face: Face, jitters: int = 0) -> np.ndarray:
     """The 128-d encoding of ``face`` (stored in ``face.encoding``), from its five landmarks."""
-    shape = shape_5(frame_bgr, face)
+    shape = five_point_shape(frame_bgr, face)
     rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
     with _encoder_lock:
         encoding = np.array(_encoder().compute_face_descriptor(rgb, shape, jitters))

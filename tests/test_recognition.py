@@ -279,3 +279,15 @@ def test_the_main_face_is_the_largest_then_the_most_central():
     off_centre, centre, small = Box(20, 60, 72, 8), Box(55, 101, 107, 49), Box(0, 10, 10, 0)
     assert recognition.main_face([off_centre, centre], (150, 150, 3)) == 1
     assert recognition.main_face([small, off_centre], (150, 150, 3)) == 1
+
+
+def test_encodings_reuse_the_face_landmarks_and_match_dlibs_own_shape(people):
+    from core.landmarks import shape_5
+
+    image = cv2.imread(str(people["Ariel Sharon"][0]))
+    face = Face(recognition.detect_still(image)[0])
+    assert face.landmarks is None
+    encoding = recognition.encode_face(image, face)
+    assert face.landmarks is not None  # stored for the other processors
+    expected = recognition._encoder().compute_face_descriptor(np.ascontiguousarray(image[:, :, ::-1]), shape_5(image, face))
+    np.testing.assert_allclose(encoding, np.array(expected), atol=1e-6)
