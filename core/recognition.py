@@ -8,9 +8,10 @@ Invariants:
 - :class:`Matcher` names a face only when it is both close to a person (within that person's
   threshold, never above the tolerance) and clearly closer to that person than to anybody else
   (:data:`MARGIN`); otherwise the face is "Unknown" (``name = None`` with its ``distance`` set).
-- The live processor encodes a tracked face when its track is new and then every
-  :data:`REENCODE_INTERVAL_S`, at most :data:`MAX_ENCODINGS_PER_FRAME` faces per frame; between
-  encodings a track keeps its last name and distance.
+- The live processor encodes a tracked face once its track is confirmed (seen in
+  :data:`CONFIRM_FRAMES` frames) and then every :data:`REENCODE_INTERVAL_S`, at most
+  :data:`MAX_ENCODINGS_PER_FRAME` faces per frame, new tracks first; between encodings a track
+  keeps its last name and distance.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ TOLERANCE_SETTING = "tolerance"
 ENROLL_JITTERS = 10  # enrollment encodes each photo on 10 jittered copies and averages them
 MIN_FACE_PX = 40
 THUMBNAIL_PX = 160
-REENCODE_INTERVAL_S = 1.5
+REENCODE_INTERVAL_S = 2.0
 MAX_ENCODINGS_PER_FRAME = 1
+CONFIRM_FRAMES = 2  # a new track is encoded from its 2nd frame: one-frame false detections cost nothing
 GALLERY_CHECK_INTERVAL_S = 0.5
 TRACK_FORGET_S = 10.0
 
@@ -332,6 +334,7 @@ class RecognitionProcessor(Processor):
         self._gallery: Gallery | None = None  # opened once the file exists; never created here
         self._lock = threading.Lock()
         self._tracks: dict[int, _Track] = {}
+        self._sightings: dict[int, tuple[int, float]] = {}  # track not encoded yet -> (frames seen, last seen)
         self._matcher: Matcher | None = None
         self._checked_at = -np.inf
         _encoder()  # load the model now, not in the first frame
@@ -361,13 +364,17 @@ class RecognitionProcessor(Processor):
         matcher = self.matcher()
         now = time.monotonic()
         with self._lock:
-            due = [f for f in result.faces if f.track_id is None or f.track_id not in self._tracks]
+            for face in result.faces:
+                if face.track_id is not None and face.track_id not in self._tracks:
+                    seen = self._sightings.get(face.track_id, (0, now))[0] + 1
+                    self._sightings[face.track_id] = (seen, now)
+            new = [f for f in result.faces if self._sightings.get(f.track_id, (0, now))[0] >= CONFIRM_FRAMES]
             stale = sorted(
                 (f for f in result.faces if f.track_id in self._tracks and now - self._tracks[f.track_id].encoded_at >= REENCODE_INTERVAL_S),
                 key=lambda f: self._tracks[f.track_id].encoded_at,
             )
-        stills = [f for f in due if f.track_id is None]
-        tracked = ([f for f in due if f.track_id is not None] + stale)[:MAX_ENCODINGS_PER_FRAME]
+        stills = [f for f in result.faces if f.track_id is None]
+        tracked = (new + stale)[:MAX_ENCODINGS_PER_FRAME]
         for face in stills + tracked:
             face.encoding = encode_face(frame_bgr, face)
         with self._lock:
@@ -376,6 +383,7 @@ class RecognitionProcessor(Processor):
                     match = matcher.match(face.encoding)
                     if face.track_id is not None:
                         self._tracks[face.track_id] = _Track(face.encoding, match, now, now)
+                        self._sightings.pop(face.track_id, None)
                 elif face.track_id in self._tracks:
                     track = self._tracks[face.track_id]
                     track.seen_at = now
@@ -384,6 +392,7 @@ class RecognitionProcessor(Processor):
                     continue  # a new track waiting for its turn to be encoded
                 face.name, face.distance = match.name, match.distance
             self._tracks = {tid: t for tid, t in self._tracks.items() if now - t.seen_at < TRACK_FORGET_S}
+            self._sightings = {tid: s for tid, s in self._sightings.items() if now - s[1] < TRACK_FORGET_S}
 
 
 def _unavailable() -> str | None:

@@ -172,22 +172,30 @@ def live_setup(tmp_path, monkeypatch):
 def test_live_processor_encodes_new_tracks_first_one_per_frame_and_keeps_names(live_setup):
     processor, encoder, clock, _ = live_setup
     shown = []
-    for _ in range(4):
+    for _ in range(5):
         result = frame_with([101, 102, 103])
         processor.process(None, result)
         shown.append([(f.name, f.distance is not None) for f in result.faces])
         clock[0] += 0.04
-    assert encoder.calls == [101, 102, 103]  # one encoding per frame, each new track once
-    assert shown[0] == [("Ann", True), (None, False), (None, False)]
-    assert shown[3] == [("Ann", True), ("Ben", True), (None, True)]  # 103 is a stranger
+    assert encoder.calls == [101, 102, 103]  # from the 2nd frame, one encoding per frame, each new track once
+    assert shown[0] == [(None, False)] * 3  # not confirmed yet
+    assert shown[1] == [("Ann", True), (None, False), (None, False)]
+    assert shown[4] == [("Ann", True), ("Ben", True), (None, True)]  # 103 is a stranger
     clock[0] += recognition.REENCODE_INTERVAL_S
     processor.process(None, frame_with([101, 102, 103]))
     assert encoder.calls[3:] == [101]  # the stalest track is refreshed, one per frame
 
 
+def test_a_detection_seen_in_one_frame_only_is_never_encoded(live_setup):
+    processor, encoder, _, _ = live_setup
+    for track_ids in ([101], [101, 102], [101], [101]):  # 102: a one-frame false detection
+        processor.process(None, frame_with(track_ids))
+    assert encoder.calls == [101]
+
+
 def test_live_processor_follows_gallery_changes_without_re_encoding(live_setup):
     processor, encoder, clock, path = live_setup
-    for _ in range(2):
+    for _ in range(3):
         processor.process(None, frame_with([101, 102]))
     with Gallery(path) as g:
         g.rename("Ann", "Anna")
