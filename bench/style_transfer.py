@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=4, help="timed L-BFGS iterations per case (ours)")
     parser.add_argument("--reference-iterations", type=int, default=2, help="timed iterations of the reference")
     parser.add_argument("--full-iterations", type=int, default=100, help="the full run's iterations (0: skip)")
+    parser.add_argument("--compare-iterations", type=int, default=30,
+                        help="L-BFGS against Adam: final loss after this many iterations at 128 px (0: skip)")
     args = parser.parse_args()
 
     content = load_image(DATA / "content" / "tubingen.jpg")
@@ -173,6 +175,14 @@ def main() -> None:
         "cases": cases,
         "targets": {"speedup_per_iteration": TARGET_SPEEDUP, "full_run_seconds": TARGET_FULL_RUN_S},
     }
+    if args.compare_iterations:
+        print("bench: optimizers", file=sys.stderr, flush=True)
+        report["optimizers_at_128px"] = {
+            optimizer: {"iterations": args.compare_iterations, **result.to_json()["final"]}
+            for optimizer in st.OPTIMIZERS
+            for result in [st.stylize(content, style, st.StyleSettings(
+                size=128, iterations=args.compare_iterations, optimizer=optimizer, backbone="vgg16-hed"))]
+        }
     if args.full_iterations:
         print("bench: full run", file=sys.stderr, flush=True)
         cpu_start = time.process_time()

@@ -247,7 +247,7 @@ class FeatureExtractor:
 
         return targets
 
-    @functools.cache  # noqa: B019 - one compiled function per shape for the life of the extractor
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - compiled once per image shape; a few shapes kept
     def objective(self, height: int, width: int) -> Callable[..., tuple[Any, Any]]:
         """Compiled (flat float64 image, content target, style Grams, weights) -> (4 losses, float64 gradient).
 

@@ -51,6 +51,15 @@ def test_vgg19_structure_is_truncated_at_the_deepest_layer_used():
     assert [f.shape[1:3] for f in style] == [(64, 48), (32, 24), (16, 12), (8, 6), (4, 3)]
 
 
+def test_flops_count_each_convolution_at_its_blocks_resolution_forward_and_backward():
+    def layer(name: str, c_in: int, c_out: int) -> st.ConvLayer:
+        return st.ConvLayer(name, np.zeros((3, 3, c_in, c_out), np.float32), np.zeros(c_out, np.float32))
+
+    backbone = st.Backbone("tiny", (layer("block1_conv1", 3, 2), layer("block2_conv1", 2, 2)), (0, 0, 0), "none")
+    forward = 2 * 4 * 4 * 9 * 3 * 2 + 2 * 2 * 2 * 9 * 2 * 2  # 4x4 then, after a pool, 2x2
+    assert st.flops_per_evaluation(backbone, 4, 4) == 2 * forward
+
+
 def test_missing_vgg19_weights_give_a_message_naming_file_and_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     reason = st.backbone_unavailable("vgg19")
