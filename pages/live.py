@@ -5,14 +5,13 @@ import time
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from core.detect import DETECTORS
 from core.live import LiveStream
 from core.pipeline import PipelineConfig
-from core.processors import ProcessorUnavailable, get_processor, processor_specs
+from core.processors import build_processors
 from core.settings import SettingsError, rtc_configuration
+from pages._widgets import detector_radio, processor_checkboxes
 
 CONNECT_TIMEOUT_S = 15
-LIVE_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
 TRANSLATIONS = {
     "device_access_denied": "Camera access was denied. Allow the camera for this site (icon in the address bar), then press START again",
     "device_not_available": "No usable camera: plug one in or close the app that holds it, then press START again",
@@ -29,28 +28,14 @@ live: LiveStream = st.session_state.live_stream
 with st.sidebar:
     st.subheader("Processors")
     detect = st.checkbox("Face detection", value=True, help="Boxes around faces; the other face processors build on it.")
-    detector = st.radio(
-        "Detector",
-        LIVE_DETECTORS,
-        format_func={"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}.get,
-        horizontal=True,
-        disabled=not detect,
-    )
-    chosen = []
-    for spec in processor_specs():
-        reason = spec.unavailable()
-        label = spec.label if reason is None else f"{spec.label} (unavailable)"
-        if st.checkbox(label, value=False, key=f"live_{spec.name}", help=reason or spec.description, disabled=bool(reason)):
-            chosen.append(spec)
+    detector = detector_radio("Detector", key="live_detector", disabled=not detect)
+    chosen = processor_checkboxes("live")
 
-processors = []
-for spec in chosen:
-    try:
-        with st.spinner(f"Loading {spec.label}..."):
-            processors.append(get_processor(spec.name))  # built once per process, never in the frame thread
-    except ProcessorUnavailable as error:
-        st.sidebar.error(str(error))
-live.configure(PipelineConfig(detector=detector if detect else None, processors=tuple(processors)))
+with st.spinner("Loading the models..."):
+    processors, unavailable = build_processors(chosen)  # built once per process, never in the frame thread
+for reason in unavailable.values():
+    st.sidebar.error(reason)
+live.configure(PipelineConfig(detector=detector if detect else None, processors=processors))
 
 try:
     secrets = st.secrets if st.secrets.load_if_toml_exists() else None

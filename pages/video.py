@@ -4,11 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.detect import DETECTORS
 from core.gallery import default_gallery_path
 from core.pipeline import FramePipeline, PipelineConfig
-from core.processors import build_processors, processor_specs
+from core.processors import build_processors
 from core.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
+from pages._widgets import detector_radio, processor_checkboxes
 
 # The server refuses uploads above server.maxUploadSize (200 MB unless configured) whatever a widget says.
 max_upload_mb = min(MAX_BYTES // 2**20, st.get_option("server.maxUploadSize"))
@@ -28,20 +28,8 @@ running = workspace.job is not None and workspace.job.state()["status"] == "runn
 uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=max_upload_mb, disabled=running)
 with st.sidebar:
     st.subheader("Processors")
-    detector = st.radio(
-        "Face detector",
-        [d for d in DETECTORS if d != "cnn"],  # the CNN detector takes seconds per frame on a CPU
-        format_func={"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}.get,
-        horizontal=True,
-        key="video_detector",
-    )
-    chosen = []
-    for spec in processor_specs():
-        reason = spec.unavailable()
-        label = spec.label if reason is None else f"{spec.label} (unavailable)"
-        value = spec.name == "recognition" and reason is None
-        if st.checkbox(label, value=value, key=f"video_{spec.name}", help=reason or spec.description, disabled=bool(reason)):
-            chosen.append(spec.name)
+    detector = detector_radio("Face detector", key="video_detector")
+    chosen = processor_checkboxes("video", checked={"recognition"})
     if "recognition" in chosen:
         st.caption(f"Names come from the gallery of the People page: `{default_gallery_path()}`")
 

@@ -1,0 +1,35 @@
+"""Sidebar widgets shared by the pages that run the frame pipeline on a stream (Live, Video)."""
+
+from collections.abc import Collection
+
+import streamlit as st
+
+from core.detect import DETECTORS
+from core.processors import processor_specs
+
+STREAM_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
+DETECTOR_LABELS = {"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}
+
+
+def detector_radio(label: str, key: str, disabled: bool = False) -> str:
+    """The face detector for a stream: Haar or dlib HOG."""
+    return st.radio(label, STREAM_DETECTORS, format_func=DETECTOR_LABELS.get, horizontal=True, key=key, disabled=disabled)
+
+
+def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list[str]:
+    """One checkbox per catalogued processor, disabled with its reason when it cannot run here;
+    returns the names ticked, in catalogue order."""
+    chosen = []
+    for spec in processor_specs():
+        reason = spec.unavailable()
+        label = spec.label if reason is None else f"{spec.label} (unavailable)"
+        ticked = st.checkbox(
+            label,
+            value=spec.name in checked and reason is None,
+            key=f"{key_prefix}_{spec.name}",
+            help=reason or spec.description,
+            disabled=bool(reason),
+        )
+        if ticked:
+            chosen.append(spec.name)
+    return chosen
