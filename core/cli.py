@@ -297,10 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
     video.set_defaults(run=cmd_annotate_video)
 
-    default_data = str(Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "facial_keypoints")
+    repo = Path(__file__).resolve().parent.parent
+    default_data, default_weights = str(repo.parent / "shared" / "data" / "facial_keypoints"), str(repo / "weights" / "keypoints.keras")
     train_kp = commands.add_parser("train-keypoints", help="train the facial keypoint CNN (progress on stderr)")
     train_kp.add_argument("--data", default=default_data, help="folder with yt68_training.npz or Kaggle's training.csv")
-    train_kp.add_argument("--out", default="weights/keypoints.keras", help="weights to write (.keras; .json and _curve.png beside)")
+    train_kp.add_argument("--out", default=default_weights, help="weights to write (.keras; .json and _curve.png beside)")
     train_kp.add_argument("--epochs", type=int, default=36)
     train_kp.add_argument("--patience", type=int, default=10, help="early stopping: epochs without validation progress")
     train_kp.add_argument("--limit", type=int, help="train on the first N samples only (smoke runs)")
@@ -308,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_kp = commands.add_parser("eval-keypoints", help="RMSE of the keypoint CNN on the held-out yt68_test.npz")
     eval_kp.add_argument("--data", default=default_data, help="folder with yt68_test.npz")
-    eval_kp.add_argument("--weights", default="weights/keypoints.keras")
+    eval_kp.add_argument("--weights", default=default_weights)
     eval_kp.add_argument("--crops-only", action="store_true", help="skip the run through the real face detector")
     eval_kp.add_argument("--no-flip", action="store_true", help="no test-time flip averaging")
     eval_kp.set_defaults(run=cmd_eval_keypoints)

@@ -3,7 +3,9 @@
 Crop invariant (what the CNN was trained on, see ``weights/MODEL_CARD.md``): a square of side
 ``CROP_MARGIN`` x max(width, height) of the 68-landmark bounding box, centred on that box, cut out
 of the grayscale frame (outside the frame: 0) and resized to ``CROP_SIZE`` x ``CROP_SIZE``. A point
-at crop coordinate ``p`` lies at ``left + p * side / CROP_SIZE`` in the frame.
+at crop coordinate ``p`` lies at ``left + p * side / CROP_SIZE`` in the frame. Coordinates are
+pixel-edge based (the crop spans [0, 96], pixel i covers [i, i + 1]), as the data's conversion
+``(original - left) * 96 / side`` makes them: mirroring maps x to ``CROP_SIZE - x``.
 
 A detector's box is not that square: :data:`BOX_TO_SQUARE` (fitted on the training crops by
 ``python -m core train-keypoints``) maps a detector box to it, and the points predicted from that
@@ -87,7 +89,7 @@ def kaggle_points(points: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- model
 
 
-def build_model(n_points: int = 68, width: int = 24) -> Any:
+def build_model(n_points: int = 68, width: int = 32) -> Any:
     """VGG-style CNN: 96x96x1 standardised crop -> 2 * ``n_points`` normalised coordinates.
 
     A 5x5 stride-2 stem, then four blocks of 3x3 conv + batch norm + ReLU (one conv at 48x48,
@@ -180,7 +182,7 @@ class KeypointModel:
         if not flip:
             return points
         mirrored = points[n:, self.mirror]
-        mirrored[..., 0] = CROP_SIZE - 1 - mirrored[..., 0]
+        mirrored[..., 0] = CROP_SIZE - mirrored[..., 0]
         return (points[:n] + mirrored) / 2
 
 

@@ -109,9 +109,9 @@ def split_by_group(data: KeypointData, fraction: float, seed: int = 0) -> tuple[
 
 
 def flip_sample(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror a crop and its points: x -> W - 1 - x and left/right points swapped."""
+    """Mirror a crop and its points: x -> W - x (pixel-edge coordinates), left/right points swapped."""
     flipped = points[list(mirror_permutation(len(points)))].copy()
-    flipped[:, 0] = CROP_SIZE - 1 - flipped[:, 0]
+    flipped[:, 0] = CROP_SIZE - flipped[:, 0]
     return image[:, ::-1].copy(), flipped
 
 
@@ -133,7 +133,7 @@ def augment(
         matrix[:, 2] += rng.uniform(-shift, shift, 2) * CROP_SIZE
         out_images[i] = cv2.warpAffine(image, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        out_points[i] = pts @ matrix[:, :2].T + matrix[:, 2]
+        out_points[i] = (pts - 0.5) @ matrix[:, :2].T + matrix[:, 2] + 0.5  # OpenCV warps pixel centres
     gain = rng.uniform(0.6, 1.4, (len(images), 1, 1))
     bias = rng.uniform(-40, 40, (len(images), 1, 1))
     gamma = np.exp(rng.uniform(-0.4, 0.4, (len(images), 1, 1)))

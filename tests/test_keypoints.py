@@ -88,7 +88,7 @@ def test_flip_augmentation_swaps_left_and_right_points():
     left_eye, right_eye = KAGGLE_NAMES.index("left_eye_center"), KAGGLE_NAMES.index("right_eye_center")
     # The subject's left eye stays on the image's right after the flip, at the mirrored right eye.
     assert flipped_named[left_eye, 0] > flipped_named[right_eye, 0]
-    assert flipped_named[left_eye] == pytest.approx([CROP_SIZE - 1 - named[right_eye, 0], named[right_eye, 1]])
+    assert flipped_named[left_eye] == pytest.approx([CROP_SIZE - named[right_eye, 0], named[right_eye, 1]])
     assert np.allclose(flip_sample(*flip_sample(image, points))[1], points)
 
 
@@ -98,14 +98,15 @@ def test_augmentation_moves_points_with_the_image():
     images = np.zeros((len(spots), CROP_SIZE, CROP_SIZE), np.uint8)
     for i, (x, y) in enumerate(spots):  # one bright spot per image; its label is its position
         cv2.circle(images[i], (int(x), int(y)), 3, 255, -1)
-    points = np.repeat(spots[:, None], 15, axis=1)  # all 15 points on the spot: flips keep them there
+    # All 15 points on the spot (flips keep them there); labels are pixel-edge based: centre + 0.5.
+    points = np.repeat(spots[:, None] + 0.5, 15, axis=1)
     for _ in range(5):
         moved_images, moved_points = augment(images, points, rng)
         for image, (x, y) in zip(moved_images, moved_points[:, 0]):
             weights = np.clip(image.astype(np.float32) - np.median(image) - 30, 0, None)
             ys, xs = np.indices(image.shape)
-            centre = (np.sum(xs * weights) / weights.sum(), np.sum(ys * weights) / weights.sum())
-            assert math.dist(centre, (x, y)) < 1.0
+            centre = (np.sum(xs * weights) / weights.sum() + 0.5, np.sum(ys * weights) / weights.sum() + 0.5)
+            assert math.dist(centre, (x, y)) < 0.5
 
 
 def test_crop_geometry_round_trips_frame_points():
