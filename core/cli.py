@@ -127,7 +127,8 @@ def cmd_train_keypoints(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
     try:
-        meta = train(data_dir, Path(args.out), epochs=args.epochs, patience=args.patience, limit=args.limit)
+        meta = train(data_dir, Path(args.out), epochs=args.epochs, patience=args.patience, limit=args.limit,
+                     learning_rate=args.learning_rate, init=Path(args.init) if args.init else None)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from error
     emit({key: value for key, value in meta.items() if key != "history"})
@@ -305,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_kp.add_argument("--epochs", type=int, default=36)
     train_kp.add_argument("--patience", type=int, default=10, help="early stopping: epochs without validation progress")
     train_kp.add_argument("--limit", type=int, help="train on the first N samples only (smoke runs)")
+    train_kp.add_argument("--learning-rate", type=float, default=2e-3, help="peak of the warm-up + cosine schedule")
+    train_kp.add_argument("--init", metavar="WEIGHTS", help="start from these .keras weights (fine-tuning)")
     train_kp.set_defaults(run=cmd_train_keypoints)
 
     eval_kp = commands.add_parser("eval-keypoints", help="RMSE of the keypoint CNN on the held-out yt68_test.npz")

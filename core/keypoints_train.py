@@ -257,9 +257,10 @@ def _save_curve(history: list[dict[str, float]], path: Path, size: tuple[int, in
 def train(
     data_dir: Path, out: Path, epochs: int = 60, batch_size: int = 32, learning_rate: float = 2e-3,
     patience: int = 12, val_fraction: float = 0.1, width: int = 32, limit: int | None = None, seed: int = 0,
-    calibrate: bool = True,
+    calibrate: bool = True, init: Path | None = None,
 ) -> dict[str, Any]:
-    """Train, keep the best validation epoch, write ``out`` (.keras), its .json and _curve.png."""
+    """Train (from the weights of ``init`` when given: fine-tuning), keep the best validation
+    epoch, write ``out`` (.keras), its .json and _curve.png."""
     import keras
     import tensorflow as tf
 
@@ -271,6 +272,8 @@ def train(
     train_set, val_set = split_by_group(data, val_fraction, seed)
     n_points = data.points.shape[1]
     model = build_model(n_points, width)
+    if init is not None:
+        model.set_weights(keras.models.load_model(init, compile=False).get_weights())
     steps = max(1, len(train_set) // batch_size)
     warmup = min(3 * steps, epochs * steps // 10 + 1)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -328,7 +331,7 @@ def train(
         "data": str(data_dir), "train": len(train_set), "validation": len(val_set),
         "best_val_rmse_px": round(best, 4), "epochs_run": len(history), "training_minutes": round(minutes, 1),
         "settings": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                     "patience": patience, "seed": seed},
+                     "patience": patience, "seed": seed, "init": None if init is None else str(init)},
         "history": history,
     }  # fmt: skip
     if calibrate and n_points == 68:
