@@ -78,14 +78,13 @@ def build_processors(
     Returns (the processors built, {name: why it cannot run} for the rest, unknown names included);
     callers decide whether a missing one is a note (analyze every available processor) or an error.
     """
-    specs = processor_specs()
-    wanted = [spec.name for spec in specs] if names is None else list(names)
-    known = [spec.name for spec in specs if spec.name in wanted]
+    order = {spec.name: i for i, spec in enumerate(processor_specs())}
+    wanted = list(order) if names is None else sorted(names, key=lambda name: order.get(name, len(order)))
     built: list[Processor] = []
-    missing = {name: f"unknown processor {name!r}; known: {', '.join(s.name for s in specs) or 'none'}" for name in wanted if name not in known}
-    for name in known:
+    missing: dict[str, str] = {}
+    for name in wanted:
         try:
             built.append(get_processor(name, **dict((options or {}).get(name, {}))))
-        except ProcessorUnavailable as error:
+        except ProcessorUnavailable as error:  # unknown names included
             missing[name] = str(error)
     return tuple(built), missing
