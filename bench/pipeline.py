@@ -23,13 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
+
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.pipeline import FramePipeline, PipelineConfig  # noqa: E402
 from core.processors import get_processor  # noqa: E402
 from core.synthetic import face_clip  # noqa: E402
 
-FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces_identities"
+FACES = SHARED_DATA / "faces_identities"
 TARGETS_FPS = {"haar-1face": 40.0, "keypoints-1face": 25.0, "age_gender-3faces": 20.0, "recognition-3faces": 15.0}
 
 
@@ -91,8 +93,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all")
     args = parser.parse_args()
-    if not FACES.is_dir():
-        print(json.dumps({"skipped": f"{FACES} is absent: the shared data folder must sit beside the repository"}))
+    if not shared_data_or_skip(FACES):
         return 0
     results = {name: run(*SCENARIOS[name], args.frames) for name in args.scenario or SCENARIOS}
     report = {

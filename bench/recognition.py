@@ -28,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
+
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core import recognition  # noqa: E402
@@ -35,7 +37,7 @@ from core.faces import Face  # noqa: E402
 from core.gallery import Encodings, Gallery  # noqa: E402
 from core.images import load_image  # noqa: E402
 
-FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces_identities"
+FACES = SHARED_DATA / "faces_identities"
 TARGETS = {"top1_enrolled": 0.99, "unknown_rejected": 0.95}
 N_ENROLLED, ENROLL_PHOTOS = 30, (1, 2, 3)
 GRID = {
@@ -81,8 +83,7 @@ def pick(rows: list[dict]) -> dict:
 
 
 def main() -> int:
-    if not FACES.is_dir():
-        print(json.dumps({"skipped": f"{FACES} is absent: the shared data folder must sit beside the repository"}))
+    if not shared_data_or_skip(FACES):
         return 0
     people = sorted(p.name for p in FACES.iterdir() if p.is_dir())
     enrolled_people, other_people = people[:N_ENROLLED], people[N_ENROLLED:]

@@ -22,13 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core  # noqa: E402, F401  (import-order guard before TensorFlow)
+
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core import style_transfer as st  # noqa: E402
 from core.images import load_image  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "style_transfer"
+DATA = SHARED_DATA / "style_transfer"
 TARGET_SPEEDUP = 2.0
 TARGET_FULL_RUN_S = 90.0
 
@@ -142,6 +144,8 @@ def main() -> None:
     parser.add_argument("--compare-iterations", type=int, default=30,
                         help="L-BFGS against Adam: final loss after this many iterations at 128 px (0: skip)")
     args = parser.parse_args()
+    if not shared_data_or_skip(DATA):
+        return
 
     content = load_image(DATA / "content" / "tubingen.jpg")
     style = load_image(DATA / "style" / "starry_night.jpg")

@@ -23,12 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
 
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
+
 from core.pipeline import FramePipeline, PipelineConfig  # noqa: E402
 from core.processors import build_processors  # noqa: E402
 from core.synthetic import face_clip, write_video  # noqa: E402
 from core.video import VIDEO_CODEC, annotate_video  # noqa: E402
 
-FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces_identities"
+FACES = SHARED_DATA / "faces_identities"
 FPS = 30
 # name -> (detector, processors)
 SCENARIOS: dict[str, tuple[str | None, tuple[str, ...]]] = {
@@ -62,8 +64,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all")
     args = parser.parse_args()
-    if not FACES.is_dir():
-        print(json.dumps({"skipped": f"{FACES} is absent: the shared data folder must sit beside the repository"}))
+    if not shared_data_or_skip(FACES):
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
         folder = Path(tmp)
