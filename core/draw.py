@@ -1,9 +1,19 @@
-"""Overlays: draw a :class:`FrameResult` onto a copy of the frame (the input is never modified)."""
+"""Overlays: draw a :class:`FrameResult` onto a copy of the frame (the input is never modified).
+
+Captions in ASCII are drawn with OpenCV's Hershey font (fast); any other text (a name such as
+"José" or "Пётр") is drawn with a TrueType font through Pillow, since Hershey fonts have no glyphs
+beyond ASCII. Which scripts show depends on the font found: DejaVu (Debian's fonts-dejavu-core)
+covers Latin, Greek, Cyrillic, Arabic and Hebrew; CJK needs fonts-noto-cjk.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from core.faces import Face, FrameResult
 
@@ -12,6 +22,13 @@ UNKNOWN_COLOR = (60, 60, 230)
 POINT_COLOR = (255, 200, 0)
 TEXT_COLOR = (255, 255, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+# TrueType fonts with wide coverage, first found wins; Pillow's built-in font (Latin) otherwise.
+UNICODE_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+)
 
 
 def face_caption(face: Face) -> str:
@@ -28,13 +45,33 @@ def face_caption(face: Face) -> str:
     return " ".join(parts)
 
 
+@lru_cache(maxsize=8)
+def unicode_font(pixel_height: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A TrueType font ``pixel_height`` pixels high, loaded once per size."""
+    for path in UNICODE_FONTS:
+        if Path(path).is_file():
+            return ImageFont.truetype(path, pixel_height)
+    return ImageFont.load_default(pixel_height)
+
+
 def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int], scale: float) -> None:
     """Filled label whose top-left corner is (x, y), kept inside the image."""
-    (w, h), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    if text.isascii():
+        (w, h), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    else:
+        font = unicode_font(max(8, round(30 * scale)))
+        _, _, w, h = font.getbbox(text)
+        baseline = 0
     x = int(np.clip(x, 0, max(0, image.shape[1] - w - 4)))
     y = int(np.clip(y, 0, max(0, image.shape[0] - h - baseline - 4)))
     cv2.rectangle(image, (x, y), (x + w + 4, y + h + baseline + 4), color, cv2.FILLED)
-    cv2.putText(image, text, (x + 2, y + h + 2), FONT, scale, TEXT_COLOR, 1, cv2.LINE_AA)
+    if text.isascii():
+        cv2.putText(image, text, (x + 2, y + h + 2), FONT, scale, TEXT_COLOR, 1, cv2.LINE_AA)
+        return
+    patch = image[y : y + h + 4, x : x + w + 4]
+    canvas = Image.fromarray(np.ascontiguousarray(patch[:, :, ::-1]))
+    ImageDraw.Draw(canvas).text((2, 2), text, font=font, fill=TEXT_COLOR[::-1])
+    patch[:] = np.asarray(canvas)[:, :, ::-1]
 
 
 def draw_result(frame_bgr: np.ndarray, result: FrameResult) -> np.ndarray:
