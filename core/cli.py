@@ -126,9 +126,12 @@ def cmd_train_keypoints(args: argparse.Namespace) -> int:
     data_dir = _keypoint_data_dir(args.data)
     if args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
+    if not 0 <= args.augment_strength <= 2:
+        raise UsageError("--augment-strength must lie between 0 and 2")
     try:
         meta = train(data_dir, Path(args.out), epochs=args.epochs, patience=args.patience, limit=args.limit,
-                     learning_rate=args.learning_rate, init=Path(args.init) if args.init else None)
+                     learning_rate=args.learning_rate, init=Path(args.init) if args.init else None,
+                     augment_strength=args.augment_strength)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from error
     emit({key: value for key, value in meta.items() if key != "history"})
@@ -308,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_kp.add_argument("--limit", type=int, help="train on the first N samples only (smoke runs)")
     train_kp.add_argument("--learning-rate", type=float, default=2e-3, help="peak of the warm-up + cosine schedule")
     train_kp.add_argument("--init", metavar="WEIGHTS", help="start from these .keras weights (fine-tuning)")
+    train_kp.add_argument("--augment-strength", type=float, default=1.0,
+                          help="scale of the random rotation, scale and shift (1.0: +-15 deg, +-10 %%, +-6 %%; "
+                               "0.3 suits a last fine-tuning stage)")
     train_kp.set_defaults(run=cmd_train_keypoints)
 
     eval_kp = commands.add_parser("eval-keypoints", help="RMSE of the keypoint CNN on the held-out yt68_test.npz")

@@ -116,10 +116,14 @@ def flip_sample(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def augment(
-    images: np.ndarray, points: np.ndarray, rng: np.random.Generator, rotate_deg: float = 15.0,
-    scale: float = 0.1, shift: float = 0.06, flip: bool = True,
+    images: np.ndarray, points: np.ndarray, rng: np.random.Generator, strength: float = 1.0, flip: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A randomly transformed copy of a batch; the points follow the image exactly (NaN stays NaN)."""
+    """A randomly transformed copy of a batch; the points follow the image exactly (NaN stays NaN).
+
+    ``strength`` scales the geometric ranges (rotation +-15 deg, scale x e^(+-0.1), shift +-6 %
+    at 1.0); the photometric changes and the flip do not depend on it.
+    """
+    rotate_deg, scale, shift = 15.0 * strength, 0.1 * strength, 0.06 * strength
     out_images = np.empty_like(images)
     out_points = np.empty_like(points)
     centre = (CROP_SIZE - 1) / 2
@@ -257,7 +261,7 @@ def _save_curve(history: list[dict[str, float]], path: Path, size: tuple[int, in
 def train(
     data_dir: Path, out: Path, epochs: int = 60, batch_size: int = 32, learning_rate: float = 2e-3,
     patience: int = 12, val_fraction: float = 0.1, width: int = 32, limit: int | None = None, seed: int = 0,
-    calibrate: bool = True, init: Path | None = None,
+    calibrate: bool = True, init: Path | None = None, augment_strength: float = 1.0,
 ) -> dict[str, Any]:
     """Train (from the weights of ``init`` when given: fine-tuning), keep the best validation
     epoch, write ``out`` (.keras), its .json and _curve.png."""
@@ -306,7 +310,7 @@ def train(
     for epoch in range(1, epochs + 1):
         t0 = time.monotonic()
         order = rng.permutation(len(train_set))
-        images, points = augment(train_set.images[order], train_set.points[order], rng)
+        images, points = augment(train_set.images[order], train_set.points[order], rng, augment_strength)
         mask = (~np.isnan(points)).reshape(len(points), -1).astype(np.float32)
         targets = np.nan_to_num(to_normalized(np.nan_to_num(points)))
         x_all = standardize(images)
@@ -331,7 +335,8 @@ def train(
         "data": str(data_dir), "train": len(train_set), "validation": len(val_set),
         "best_val_rmse_px": round(best, 4), "epochs_run": len(history), "training_minutes": round(minutes, 1),
         "settings": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                     "patience": patience, "seed": seed, "init": None if init is None else str(init)},
+                     "patience": patience, "seed": seed, "init": None if init is None else str(init),
+                     "augment_strength": augment_strength},
         "history": history,
     }  # fmt: skip
     if calibrate and n_points == 68:

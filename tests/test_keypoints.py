@@ -107,6 +107,10 @@ def test_augmentation_moves_points_with_the_image():
             ys, xs = np.indices(image.shape)
             centre = (np.sum(xs * weights) / weights.sum() + 0.5, np.sum(ys * weights) / weights.sum() + 0.5)
             assert math.dist(centre, (x, y)) < 0.5
+    still_images, still_points = augment(images, points, rng, strength=0.0, flip=False)
+    assert np.allclose(still_points, points, atol=1e-4), "strength 0: photometric changes only"
+    assert still_images.shape == images.shape
+
 
 
 def test_crop_geometry_round_trips_frame_points():
