@@ -131,7 +131,7 @@ def cmd_train_keypoints(args: argparse.Namespace) -> int:
     try:
         meta = train(data_dir, Path(args.out), epochs=args.epochs, patience=args.patience, limit=args.limit,
                      learning_rate=args.learning_rate, init=Path(args.init) if args.init else None,
-                     augment_strength=args.augment_strength)
+                     augment_strength=args.augment_strength, flip=not args.no_flip)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from error
     emit({key: value for key, value in meta.items() if key != "history"})
@@ -143,7 +143,7 @@ def cmd_eval_keypoints(args: argparse.Namespace) -> int:
 
     data_dir = _keypoint_data_dir(args.data)
     try:
-        emit(evaluate(data_dir, Path(args.weights), detector_path=not args.crops_only, flip=not args.no_flip))
+        emit(evaluate(data_dir, Path(args.weights), detector_path=not args.crops_only, flip=args.flip))
     except FileNotFoundError as error:
         raise UsageError(str(error)) from error
     return 0
@@ -314,13 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     train_kp.add_argument("--augment-strength", type=float, default=1.0,
                           help="scale of the random rotation, scale and shift (1.0: +-15 deg, +-10 %%, +-6 %%; "
                                "0.3 suits a last fine-tuning stage)")
+    train_kp.add_argument("--no-flip", action="store_true",
+                          help="no horizontal flips: the model learns the data's own left/right labelling habits "
+                               "(a last fine-tuning stage; flips teach a mirror-symmetric average)")
     train_kp.set_defaults(run=cmd_train_keypoints)
 
     eval_kp = commands.add_parser("eval-keypoints", help="RMSE of the keypoint CNN on the held-out yt68_test.npz")
     eval_kp.add_argument("--data", default=default_data, help="folder with yt68_test.npz")
     eval_kp.add_argument("--weights", default=default_weights)
     eval_kp.add_argument("--crops-only", action="store_true", help="skip the run through the real face detector")
-    eval_kp.add_argument("--no-flip", action="store_true", help="no test-time flip averaging")
+    eval_kp.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                         help="test-time flip averaging (default: as the app does it for these weights)")
     eval_kp.set_defaults(run=cmd_eval_keypoints)
 
     from core.style_transfer import BACKBONES, INITS, OPTIMIZERS, StyleSettings  # no TensorFlow at import

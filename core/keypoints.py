@@ -145,7 +145,9 @@ class KeypointModel:
 
     ``predict_crops`` takes any number of 96x96 grayscale crops and runs them in one batch
     (padded to a power of two, so only a handful of graphs are ever traced); with ``flip`` each
-    crop is also run mirrored and the two predictions are averaged.
+    crop is also run mirrored and the two predictions are averaged. ``average_flips`` says whether
+    that helps this model: only when its last training stage used flips (a model fine-tuned
+    without them has learnt the data's own left/right labelling habits, which a mirror undoes).
     """
 
     def __init__(self, path: Path = DEFAULT_WEIGHTS) -> None:
@@ -162,6 +164,7 @@ class KeypointModel:
         meta_path = self.path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         self.box_to_square: dict[str, dict[str, float]] = {**BOX_TO_SQUARE, **meta.get("box_to_square", {})}
+        self.average_flips = bool(meta.get("settings", {}).get("flip", True))
         self._lock = threading.Lock()
         spec = tf.TensorSpec((None, CROP_SIZE, CROP_SIZE, 1), tf.float32)
         self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
@@ -311,7 +314,7 @@ class KeypointProcessor(Processor):
     """Puts the 15 named Kaggle points (frame pixels) on every face.
 
     Still images (``track_id`` None): calibrated detector square, then a refinement pass on the
-    points' own square, with test-time flip averaging. Tracked faces: one pass on the square of
+    points' own square, with test-time flip averaging when the model gains from it. Tracked faces: one pass on the square of
     the track's previous points (when it still agrees with the detector box), then a One-Euro
     filter per track; tracks not seen for ``forget_s`` seconds are dropped.
     """
@@ -342,11 +345,11 @@ class KeypointProcessor(Processor):
     def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
         gray = to_gray(frame_bgr)
         starts = [self._start_square(face) for face in result.faces]
-        still = [face.track_id is None for face in result.faces]
-        points = predict_points(self.model, gray, [sq for sq, _ in starts], flip=all(still))
+        flip = self.model.average_flips and all(face.track_id is None for face in result.faces)
+        points = predict_points(self.model, gray, [sq for sq, _ in starts], flip=flip)
         refine = [i for i, (_, from_track) in enumerate(starts) if not from_track]
         if refine:
-            again = predict_points(self.model, gray, [square_from_points(points[i]) for i in refine], flip=all(still))
+            again = predict_points(self.model, gray, [square_from_points(points[i]) for i in refine], flip=flip)
             for i, p in zip(refine, again):
                 points[i] = p
         now = self.clock()

@@ -261,7 +261,7 @@ def _save_curve(history: list[dict[str, float]], path: Path, size: tuple[int, in
 def train(
     data_dir: Path, out: Path, epochs: int = 60, batch_size: int = 32, learning_rate: float = 2e-3,
     patience: int = 12, val_fraction: float = 0.1, width: int = 32, limit: int | None = None, seed: int = 0,
-    calibrate: bool = True, init: Path | None = None, augment_strength: float = 1.0,
+    calibrate: bool = True, init: Path | None = None, augment_strength: float = 1.0, flip: bool = True,
 ) -> dict[str, Any]:
     """Train (from the weights of ``init`` when given: fine-tuning), keep the best validation
     epoch, write ``out`` (.keras), its .json and _curve.png."""
@@ -310,7 +310,7 @@ def train(
     for epoch in range(1, epochs + 1):
         t0 = time.monotonic()
         order = rng.permutation(len(train_set))
-        images, points = augment(train_set.images[order], train_set.points[order], rng, augment_strength)
+        images, points = augment(train_set.images[order], train_set.points[order], rng, augment_strength, flip)
         mask = (~np.isnan(points)).reshape(len(points), -1).astype(np.float32)
         targets = np.nan_to_num(to_normalized(np.nan_to_num(points)))
         x_all = standardize(images)
@@ -336,7 +336,7 @@ def train(
         "best_val_rmse_px": round(best, 4), "epochs_run": len(history), "training_minutes": round(minutes, 1),
         "settings": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                      "patience": patience, "seed": seed, "init": None if init is None else str(init),
-                     "augment_strength": augment_strength},
+                     "augment_strength": augment_strength, "flip": flip},
         "history": history,
     }  # fmt: skip
     if calibrate and n_points == 68:
@@ -355,12 +355,14 @@ def _save_model(weights: list[np.ndarray], n_points: int, width: int, out: Path)
     tmp.replace(out)
 
 
-def evaluate(data_dir: Path, weights: Path, detector_path: bool = True, flip: bool = True) -> dict[str, Any]:
-    """``eval-keypoints``: RMSE on the held-out crops, and through the real detector path."""
+def evaluate(data_dir: Path, weights: Path, detector_path: bool = True, flip: bool | None = None) -> dict[str, Any]:
+    """``eval-keypoints``: RMSE on the held-out crops, and through the real detector path; test-time
+    flip averaging as the app does it for this model (``flip`` None) or as asked."""
     test_path = data_dir / TEST_FILE
     if not test_path.is_file():
         raise FileNotFoundError(f"{data_dir} holds no {TEST_FILE}")
     model = KeypointModel(weights)
+    flip = model.average_flips if flip is None else flip
     test = load_npz(test_path)
     report = {**evaluate_crops(model, test, flip=flip), "flip": flip, "weights": str(weights)}
     if detector_path:

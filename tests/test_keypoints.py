@@ -8,7 +8,7 @@ import pytest
 from core.cli import main
 from core.faces import Face, FrameResult
 from core.keypoints import (
-    CROP_SIZE, DEFAULT_WEIGHTS, KAGGLE_FROM_68, KAGGLE_NAMES, MIRROR_15, MIRROR_68, KeypointProcessor, Square,
+    CROP_SIZE, DEFAULT_WEIGHTS, KAGGLE_FROM_68, KAGGLE_NAMES, MIRROR_15, MIRROR_68, KeypointModel, KeypointProcessor, Square,
     cut_crop, kaggle_points, shared_model, square_from_points,
 )  # fmt: skip
 from core.keypoints_train import (
@@ -196,12 +196,21 @@ def test_tracked_faces_are_smoothed_and_still_images_are_not(two_face_frame):
 def test_train_and_eval_commands_write_weights_metrics_and_curve(tmp_path, capsys):
     data_dir = shared_data("facial_keypoints")
     out = tmp_path / "kp.keras"
-    assert main(["train-keypoints", "--data", str(data_dir), "--out", str(out), "--epochs", "1", "--limit", "96"]) == 0
+    assert main(["train-keypoints", "--data", str(data_dir), "--out", str(out), "--epochs", "1", "--limit", "96",
+                 "--no-flip", "--augment-strength", "0.5"]) == 0  # fmt: skip
     meta = json.loads(capsys.readouterr().out)
     assert meta["epochs_run"] == 1 and meta["points"] == 68 and meta["train"] + meta["validation"] == 96
+    assert meta["settings"]["flip"] is False and meta["settings"]["augment_strength"] == 0.5
+    # Trained without flips, the model is not flip-averaged: the mirror would undo what it learnt.
+    assert KeypointModel(out).average_flips is False
     assert out.is_file() and out.with_name("kp_curve.png").is_file()
     assert set(json.loads(out.with_suffix(".json").read_text())["box_to_square"]) == {"haar", "hog"}
     assert out.stat().st_size < 20e6
+
+
+def test_train_command_rejects_an_absurd_augmentation_strength(capsys):
+    assert main(["train-keypoints", "--augment-strength", "5", "--epochs", "1"]) == 2
+    assert "--augment-strength must lie between 0 and 2" in capsys.readouterr().err
 
 
 def test_eval_command_rejects_a_missing_folder(capsys):
