@@ -1,16 +1,18 @@
 """Recognition benchmark on ../shared/data/faces_identities (40 LFW people x 10 photos); prints one JSON object.
 
-    .venv/bin/python bench/recognition.py
+    .venv/bin/python bench/recognition.py [--encoder sface|dlib]
 
 Protocol: photos 1-3 of the first 30 people (sorted by name) are enrolled with :func:`core.recognition.enroll`
 (the People page's path); the other 7 photos of those 30 must be named correctly (top-1 at the default
 settings, a face called "Unknown" counts as wrong) and the 10 photos of the remaining 10 people must be
 "Unknown". Targets: top-1 >= 0.99, unknown >= 0.95.
 
-The default matching parameters (tolerance, margin, spread factor) are chosen by leave-one-out on the
-enrollment photos only: each enrollment photo queried against the gallery without it (must be named), and
-each enrolled person's photos queried against the gallery without that person (must be "Unknown"). The
-selection is rerun here and reported next to the code's defaults. A sweep of the tolerance over the query
+The default tolerance of each encoder is chosen on the enrollment photos only, leave-one-out: the largest
+distance of an enrollment photo to its own person's other photos and the smallest to anybody else's; the
+tolerance is midway between them ("loo_midpoint"). A grid of (tolerance, margin, spread factor) is also
+scored by leave-one-out on the enrollment photos: each enrollment photo queried against the gallery
+without it (must be named), and each enrolled person's photos queried against the gallery without that
+person (must be "Unknown"). A sweep of the tolerance over the query
 photos is reported too ("best_tolerance_on_queries"), for information only: it never sets a default, and
 so is "closed_set_top1", the share of enrolled queries whose nearest person is right whatever the
 threshold: the ceiling of top-1 for any threshold rule on these encodings.
@@ -18,8 +20,10 @@ threshold: the ceiling of top-1 for any threshold rule on these encodings.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -40,20 +44,18 @@ from core.images import load_image  # noqa: E402
 FACES = SHARED_DATA / "faces_identities"
 TARGETS = {"top1_enrolled": 0.99, "unknown_rejected": 0.95}
 N_ENROLLED, ENROLL_PHOTOS = 30, (1, 2, 3)
-GRID = {
-    "tolerance": (0.5, 0.55, 0.6, 0.65),
-    "margin": (1.0, 0.95, 0.9, 0.85),
-    "spread_factor": (None, 1.2, 1.3, 1.4, 1.5),  # None: one threshold (the tolerance) for everybody
-}
+TOLERANCES = {"dlib": (0.5, 0.55, 0.6, 0.65), "sface": (0.7, 0.72, 0.74, 0.76, 0.78, 0.8)}
+MARGINS = (1.0, 0.95, 0.9, 0.85)
+SPREAD_FACTORS = (None, 1.2, 1.3, 1.4, 1.5)  # None: one threshold (the tolerance) for everybody
 
 
-def query_encoding(path: Path) -> np.ndarray | None:
+def query_encoding(path: Path, encoder: str) -> np.ndarray | None:
     """The encoding of the photo's main face as a query is encoded (no jitter); None if no face."""
     image = load_image(path)
     boxes = recognition.detect_still(image)
     if not boxes:
         return None
-    return recognition.encode_face(image, Face(boxes[recognition.main_face(boxes, image.shape)]))
+    return recognition.encode_face(image, Face(boxes[recognition.main_face(boxes, image.shape)]), encoder)
 
 
 def score(matcher_args: dict, gallery: list[tuple[str, np.ndarray]], queries: list[tuple[str | None, np.ndarray | None]]) -> float:
@@ -62,11 +64,25 @@ def score(matcher_args: dict, gallery: list[tuple[str, np.ndarray]], queries: li
     return float(np.mean([e is not None and matcher.match(e).name == expected for expected, e in queries]))
 
 
-def leave_one_out(enrolled: list[tuple[str, np.ndarray]], plain: dict[int, np.ndarray]) -> list[dict]:
+def loo_midpoint(enrolled: list[tuple[str, np.ndarray]], plain: dict[int, np.ndarray]) -> dict:
+    """Midway between the largest distance of an enrollment photo (``plain``: unjittered) to its own
+    person's other enrollment encodings and the smallest to another person's."""
+    names = np.array([name for name, _ in enrolled])
+    matrix = np.array([encoding for _, encoding in enrolled])
+    distances = np.array([np.linalg.norm(matrix - plain[i], axis=1) for i in range(len(enrolled))])
+    np.fill_diagonal(distances, np.inf)
+    same = names[:, None] == names[None, :]
+    own = np.where(same, distances, np.inf).min(axis=1)
+    other = np.where(same, np.inf, distances).min(axis=1)
+    return {"largest_own": round(float(own.max()), 4), "smallest_other": round(float(other.min()), 4),
+            "tolerance": round(float(own.max() + other.min()) / 2, 3)}  # fmt: skip
+
+
+def leave_one_out(enrolled: list[tuple[str, np.ndarray]], plain: dict[int, np.ndarray], grid: dict) -> list[dict]:
     """Every grid point scored on enrollment photos only (``plain``: their unjittered encodings, by row)."""
     rows = []
-    for values in itertools.product(*GRID.values()):
-        args = dict(zip(GRID, values))
+    for values in itertools.product(*grid.values()):
+        args = dict(zip(grid, values))
         known = [score(args, enrolled[:i] + enrolled[i + 1 :], [(enrolled[i][0], plain[i])]) for i in range(len(enrolled))]
         names = sorted({n for n, _ in enrolled})
         unknown = [
@@ -83,6 +99,13 @@ def pick(rows: list[dict]) -> dict:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--encoder", choices=sorted(recognition.ENCODERS), default=None,
+                        help="face encoder (default: the app's, SFace when installed)")  # fmt: skip
+    args = parser.parse_args()
+    if args.encoder:
+        os.environ[recognition.ENCODER_ENV] = args.encoder  # enroll() uses the app's encoder choice
+    encoder = recognition.active_encoder()
     if not shared_data_or_skip(FACES):
         return 0
     people = sorted(p.name for p in FACES.iterdir() if p.is_dir())
@@ -100,38 +123,42 @@ def main() -> int:
         gallery.close()
     enrolled = list(zip(stored.names, stored.matrix))
     sources = [FACES / name / f"{n}.jpg" for name in enrolled_people for n in ENROLL_PHOTOS if not any(r["image"] == f"{name}/{n}.jpg" for r in rejected)]
-    plain = {i: query_encoding(path) for i, path in enumerate(sources)}
+    plain = {i: query_encoding(path, encoder) for i, path in enumerate(sources)}
 
     start = time.perf_counter()
-    known = [(name.replace("_", " "), query_encoding(FACES / name / f"{n}.jpg")) for name in enrolled_people for n in range(4, 11)]
-    unknown = [(None, query_encoding(FACES / name / f"{n}.jpg")) for name in other_people for n in range(1, 11)]
+    known = [(name.replace("_", " "), query_encoding(FACES / name / f"{n}.jpg", encoder)) for name in enrolled_people for n in range(4, 11)]
+    unknown = [(None, query_encoding(FACES / name / f"{n}.jpg", encoder)) for name in other_people for n in range(1, 11)]
     query_s = time.perf_counter() - start
 
-    defaults = {"tolerance": recognition.DEFAULT_TOLERANCE, "margin": recognition.MARGIN, "spread_factor": recognition.SPREAD_FACTOR}
-    loo = leave_one_out(enrolled, plain)
+    defaults = {"tolerance": recognition.default_tolerance(encoder), "margin": recognition.MARGIN, "spread_factor": recognition.SPREAD_FACTOR}
+    grid = {"tolerance": TOLERANCES[encoder], "margin": MARGINS, "spread_factor": SPREAD_FACTORS}
+    loo = leave_one_out(enrolled, plain, grid)
     chosen = pick(loo)
     plain_nn = {"margin": 1.0, "spread_factor": None}
     sweep = [
         {"tolerance": t, "top1": score({**defaults, "tolerance": t}, enrolled, known), "unknown": score({**defaults, "tolerance": t}, enrolled, unknown)}
-        for t in np.round(np.arange(0.40, 0.701, 0.01), 2).tolist()
+        for t in np.round(np.arange(min(TOLERANCES[encoder]) - 0.1, max(TOLERANCES[encoder]) + 0.051, 0.01), 2).tolist()
     ]
     results = {"top1_enrolled": score(defaults, enrolled, known), "unknown_rejected": score(defaults, enrolled, unknown)}
     report = {
         "benchmark": "recognition",
         "data": str(FACES),
+        "encoder": encoder,
         "enrolled_people": len(enrolled_people),
         "enrolled_photos": len(enrolled),
         "enrollment_rejected": rejected,
         "queries": {"enrolled": len(known), "unknown": len(unknown), "no_face_found": sum(e is None for _, e in known + unknown)},
         "method": "nearest person within the tolerance and clearly nearer than the second person (margin); optional "
         "per-person threshold = spread_factor x mean distance between the person's encodings, within [0.4, tolerance]; "
-        "enrollment encodings averaged over 10 jitters; the main (largest, most central) face of each photo",
+        "dlib: enrollment encodings averaged over 10 jitters; SFace: aligned on YuNet's five landmarks; "
+        "the main (largest, most central) face of each photo",
         "defaults": defaults,
+        "loo_midpoint": loo_midpoint(enrolled, plain),
         "results_at_defaults": {k: round(v, 4) for k, v in results.items()},
-        "loo_on_enrollment_photos": {"selected": chosen, "defaults_match_selection": all(chosen[k] == v for k, v in defaults.items())},
-        "plain_nearest_neighbour": {
-            f"tolerance_{t}": {"top1": round(score({**plain_nn, "tolerance": t}, enrolled, known), 4), "unknown": round(score({**plain_nn, "tolerance": t}, enrolled, unknown), 4)}
-            for t in (0.5, 0.6)
+        "loo_grid_on_enrollment_photos": {"selected": chosen, "defaults_match_selection": all(chosen[k] == v for k, v in defaults.items())},
+        "plain_nearest_neighbour_at_default_tolerance": {
+            "top1": round(score({**plain_nn, "tolerance": defaults["tolerance"]}, enrolled, known), 4),
+            "unknown": round(score({**plain_nn, "tolerance": defaults["tolerance"]}, enrolled, unknown), 4),
         },
         "closed_set_top1": round(score({"tolerance": 10.0, "margin": 1.0, "spread_factor": None}, enrolled, known), 4),
         "best_tolerance_on_queries": max(sweep, key=lambda r: (min(r["top1"] - 0.99, r["unknown"] - 0.95), r["top1"] + r["unknown"])),

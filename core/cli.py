@@ -235,11 +235,12 @@ def cmd_enroll_dir(args: argparse.Namespace) -> int:
 
 
 def cmd_people(args: argparse.Namespace) -> int:
-    from core.recognition import gallery_tolerance
+    from core.recognition import active_encoder, gallery_tolerance
 
     with _gallery(args.gallery) as gallery:
         people = [{"name": p.name, "photos": p.photos} for p in gallery.people()]
-        emit({"gallery": str(gallery.path), "tolerance": gallery_tolerance(gallery), "people": people})
+        emit({"gallery": str(gallery.path), "encoder": active_encoder(), "tolerance": gallery_tolerance(gallery),
+              "photos_by_encoder": gallery.encoder_counts(), "people": people})
     return 0
 
 

@@ -9,6 +9,10 @@ Invariants:
   can cache what they derived from the gallery (the matcher of the live processor).
 - Nothing is pickled: encodings are little-endian float64 bytes, thumbnails JPEG bytes.
 - Names are validated by :func:`validate_name` before anything is written.
+- Every encoding is stored with the name of the encoder that made it (``photos.encoder``);
+  encodings of different encoders are never compared (:meth:`Gallery.encodings` filters by
+  encoder). Files written before that column existed are upgraded on opening: their encodings
+  are dlib's, the only encoder then.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ CREATE TABLE IF NOT EXISTS photos (
     box TEXT NOT NULL,
     thumbnail BLOB NOT NULL,
     encoding BLOB NOT NULL,
+    encoder TEXT NOT NULL DEFAULT 'dlib',
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS photos_by_person ON photos(person_id);
@@ -72,16 +77,19 @@ class Photo:
     source: str
     box: Box
     thumbnail_jpeg: bytes
+    encoder: str
 
 
 @dataclass(frozen=True)
 class NewPhoto:
-    """A photo ready to be stored: where it came from, the chosen face and its encoding."""
+    """A photo ready to be stored: where it came from, the chosen face, its encoding and the
+    encoder that made it."""
 
     source: str
     box: Box
     thumbnail_jpeg: bytes
     encoding: np.ndarray
+    encoder: str
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,7 @@ class Gallery:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA secure_delete=ON")  # deleted photos and encodings are overwritten
             self._db.executescript(SCHEMA)  # idempotent statements: safe when several processes open the file
+            self._upgrade()
         except sqlite3.DatabaseError as error:
             raise GalleryError(f"{self.path} is not a usable gallery file ({error})") from error
 
@@ -170,21 +179,29 @@ class Gallery:
         person = self._require(name)
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, source, box, thumbnail FROM photos WHERE person_id=? ORDER BY id", (person.id,)
+                "SELECT id, source, box, thumbnail, encoder FROM photos WHERE person_id=? ORDER BY id", (person.id,)
             ).fetchall()
-        return [Photo(row[0], person.name, row[1], Box(*json.loads(row[2])), bytes(row[3])) for row in rows]
+        return [Photo(row[0], person.name, row[1], Box(*json.loads(row[2])), bytes(row[3]), row[4]) for row in rows]
 
-    def encodings(self) -> Encodings:
-        """Every encoding with its person's name, and the version they were read at."""
+    def encodings(self, encoder: str | None = None) -> Encodings:
+        """The encodings made by ``encoder`` (every one when None) with their person's name, and
+        the version they were read at."""
         with self._lock, self._transaction(immediate=False):
             version = int(self._db.execute("SELECT value FROM settings WHERE key='version'").fetchone()[0])
             rows = self._db.execute(
-                "SELECT p.name, ph.encoding FROM photos ph JOIN people p ON p.id = ph.person_id ORDER BY ph.id"
+                "SELECT p.name, ph.encoding FROM photos ph JOIN people p ON p.id = ph.person_id "
+                "WHERE ?1 IS NULL OR ph.encoder = ?1 ORDER BY ph.id",
+                (encoder,),
             ).fetchall()
         matrix = np.zeros((len(rows), ENCODING_SIZE))
         for i, (_, blob) in enumerate(rows):
             matrix[i] = np.frombuffer(blob, dtype=ENCODING_DTYPE)
         return Encodings(tuple(name for name, _ in rows), matrix, version)
+
+    def encoder_counts(self) -> dict[str, int]:
+        """How many photos each encoder's encodings cover."""
+        with self._lock:
+            return dict(self._db.execute("SELECT encoder, COUNT(*) FROM photos GROUP BY encoder").fetchall())
 
     def setting(self, key: str) -> str | None:
         with self._lock:
@@ -205,9 +222,7 @@ class Gallery:
     def add_photos(self, name: str, photos: Sequence[NewPhoto], create: bool = True) -> list[int]:
         """Store ``photos`` for ``name`` (created if absent and ``create``) atomically; their ids."""
         name = validate_name(name)
-        for photo in photos:
-            if photo.encoding.shape != (ENCODING_SIZE,) or not np.all(np.isfinite(photo.encoding)):
-                raise GalleryError(f"{photo.source}: not a {ENCODING_SIZE}-value face encoding")
+        _check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
         with self._lock, self._transaction():
             person_id = self._find_id(name)
             if person_id is None:
@@ -217,13 +232,14 @@ class Gallery:
             ids = []
             for photo in photos:
                 cursor = self._db.execute(
-                    "INSERT INTO photos(person_id, source, box, thumbnail, encoding, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO photos(person_id, source, box, thumbnail, encoding, encoder, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         person_id,
                         photo.source[:255],
                         json.dumps([int(v) for v in photo.box]),
                         photo.thumbnail_jpeg,
                         np.asarray(photo.encoding, dtype=ENCODING_DTYPE).tobytes(),
+                        photo.encoder,
                         time.time(),
                     ),
                 )
@@ -261,6 +277,19 @@ class Gallery:
                 raise GalleryError(f"no photo {photo_id} in the gallery")
             self._bump()
 
+    def replace_encodings(self, encodings: dict[int, np.ndarray], encoder: str) -> None:
+        """Give the photos ``encodings`` (photo id -> new encoding) made by ``encoder``, in one transaction."""
+        _check_encodings(list(encodings.values()), [f"photo {photo_id}" for photo_id in encodings])
+        with self._lock, self._transaction():
+            for photo_id, encoding in encodings.items():
+                updated = self._db.execute(
+                    "UPDATE photos SET encoding=?, encoder=? WHERE id=?",
+                    (np.asarray(encoding, dtype=ENCODING_DTYPE).tobytes(), encoder, photo_id),
+                ).rowcount
+                if updated == 0:
+                    raise GalleryError(f"no photo {photo_id} in the gallery")
+            self._bump()
+
     def set_setting(self, key: str, value: str) -> None:
         if key == "version":
             raise GalleryError("'version' is maintained by the gallery itself")
@@ -269,6 +298,15 @@ class Gallery:
             self._bump()
 
     # --- internals -----------------------------------------------------------------------
+    def _upgrade(self) -> None:
+        """Add ``photos.encoder`` to a file written before it existed (its encodings are dlib's)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(photos)")}
+        if "encoder" not in columns:
+            with self._transaction():
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(photos)")}  # another process?
+                if "encoder" not in columns:
+                    self._db.execute("ALTER TABLE photos ADD COLUMN encoder TEXT NOT NULL DEFAULT 'dlib'")
+
     def _transaction(self, immediate: bool = True):
         return _Transaction(self._db, immediate)
 
@@ -293,6 +331,12 @@ class Gallery:
         if person is None:
             raise GalleryError(f"nobody called {name!r} in the gallery")
         return person
+
+
+def _check_encodings(encodings: Sequence[np.ndarray], sources: Sequence[str]) -> None:
+    for encoding, source in zip(encodings, sources):
+        if np.shape(encoding) != (ENCODING_SIZE,) or not np.all(np.isfinite(encoding)):
+            raise GalleryError(f"{source}: not a {ENCODING_SIZE}-value face encoding")
 
 
 class _Transaction:

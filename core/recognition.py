@@ -1,5 +1,9 @@
-"""Face encodings (dlib's 128-d ResNet, as ``face_recognition``), enrollment into the gallery,
-matching against it, and the live "recognition" processor.
+"""Face encodings, enrollment into the gallery, matching against it, and the live
+"recognition" processor.
+
+Two encoders (:data:`ENCODERS`): SFace (OpenCV Zoo, :mod:`core.sface`), used whenever its models
+are installed, and dlib's 128-d ResNet (as ``face_recognition``), the fallback, or chosen with
+``VISION_LAB_ENCODER=dlib``. ``bench/recognition.py`` measures both on the same protocol.
 
 Invariants:
 - :func:`enroll` is the one enrollment path (People page, CLI, live snapshot): it validates the
@@ -17,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core import sface
 from core.faces import Box, Face, FrameResult
 from core.gallery import Encodings, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
 from core.images import ImageError, load_image
@@ -34,13 +40,28 @@ from core.landmarks import face_landmarks
 from core.pipeline import Processor
 from core.processors import ProcessorSpec, register
 
-# Matching parameters chosen by leave-one-out on enrollment photos only (bench/recognition.py).
-DEFAULT_TOLERANCE = 0.55  # the largest distance at which anybody is named
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A face encoder and its default tolerance: the largest distance at which anybody is named,
+    chosen on enrollment photos only (``bench/recognition.py``: midway between the largest
+    distance of a photo to its own person and the smallest to somebody else, leave-one-out)."""
+
+    name: str
+    label: str
+    tolerance: float
+    tolerance_setting: str  # the gallery setting holding the People page's tolerance for it
+
+
+ENCODERS = {
+    "sface": EncoderSpec("sface", "SFace (OpenCV Zoo)", 0.75, "tolerance.sface"),
+    "dlib": EncoderSpec("dlib", "dlib ResNet (face_recognition)", 0.55, "tolerance"),
+}
+ENCODER_ENV = "VISION_LAB_ENCODER"
 MARGIN = 0.9  # a name is given only when d(nearest person) <= MARGIN * d(second nearest person)
 SPREAD_FACTOR: float | None = None  # per-person thresholds (see Matcher): measured, not chosen
 MIN_THRESHOLD = 0.4  # per-person thresholds never go below this (near-identical webcam snapshots)
-TOLERANCE_SETTING = "tolerance"
-ENROLL_JITTERS = 10  # enrollment encodes each photo on 10 jittered copies and averages them
+ENROLL_JITTERS = 10  # dlib: enrollment encodes each photo on 10 jittered copies and averages them
 MIN_FACE_PX = 40
 THUMBNAIL_PX = 160
 REENCODE_INTERVAL_S = 2.0
@@ -52,12 +73,31 @@ TRACK_FORGET_S = 10.0
 _encoder_lock = threading.Lock()
 
 
+def active_encoder() -> str:
+    """The encoder in use: ``$VISION_LAB_ENCODER`` when set, else SFace if installed, else dlib."""
+    chosen = os.environ.get(ENCODER_ENV, "").strip().lower()
+    if chosen:
+        if chosen not in ENCODERS:
+            raise ValueError(f"{ENCODER_ENV}={chosen!r}: choose one of {', '.join(ENCODERS)}")
+        return chosen
+    return "sface" if sface.unavailable() is None else "dlib"
+
+
+def default_tolerance(encoder: str | None = None) -> float:
+    return ENCODERS[encoder or active_encoder()].tolerance
+
+
 @lru_cache(maxsize=None)
-def _encoder():
+def _dlib_encoder():
     import dlib
     import face_recognition_models
 
     return dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+
+
+def load_encoder(encoder: str) -> None:
+    """Load ``encoder``'s networks now (the live processor does it before the first frame)."""
+    _ = sface.shared_encoder() if encoder == "sface" else _dlib_encoder()
 
 
 @lru_cache(maxsize=None)
@@ -83,12 +123,16 @@ def five_point_shape(frame_bgr: np.ndarray, face: Face):
     )
 
 
-def encode_face(frame_bgr: np.ndarray, face: Face, jitters: int = 0) -> np.ndarray:
-    """The 128-d encoding of ``face`` (stored in ``face.encoding``), from its five landmarks."""
-    shape = five_point_shape(frame_bgr, face)
-    rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
-    with _encoder_lock:
-        encoding = np.array(_encoder().compute_face_descriptor(rgb, shape, jitters))
+def encode_face(frame_bgr: np.ndarray, face: Face, encoder: str | None = None, enrolling: bool = False) -> np.ndarray:
+    """The 128-d encoding of ``face`` by ``encoder`` (the active one when None), stored in
+    ``face.encoding``. ``enrolling``: dlib averages :data:`ENROLL_JITTERS` jittered copies."""
+    if (encoder or active_encoder()) == "sface":
+        encoding = sface.shared_encoder().encode(frame_bgr, face)
+    else:
+        shape = five_point_shape(frame_bgr, face)
+        rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+        with _encoder_lock:
+            encoding = np.array(_dlib_encoder().compute_face_descriptor(rgb, shape, ENROLL_JITTERS if enrolling else 0))
     face.encoding = encoding
     return encoding
 
@@ -119,7 +163,7 @@ class Matcher:
     def __init__(
         self,
         encodings: Encodings,
-        tolerance: float = DEFAULT_TOLERANCE,
+        tolerance: float,
         margin: float = MARGIN,
         spread_factor: float | None = SPREAD_FACTOR,
     ) -> None:
@@ -151,24 +195,31 @@ class Matcher:
         return Match(self.people[order[0]] if known else None, nearest)
 
 
-def gallery_tolerance(gallery: Gallery) -> float:
-    """The tolerance saved with the gallery (People page slider), else :data:`DEFAULT_TOLERANCE`."""
-    value = gallery.setting(TOLERANCE_SETTING)
-    return DEFAULT_TOLERANCE if value is None else float(value)
+def gallery_tolerance(gallery: Gallery, encoder: str | None = None) -> float:
+    """The tolerance saved with the gallery for ``encoder`` (People page slider), else its default."""
+    spec = ENCODERS[encoder or active_encoder()]
+    value = gallery.setting(spec.tolerance_setting)
+    return spec.tolerance if value is None else float(value)
 
 
-def set_gallery_tolerance(gallery: Gallery, tolerance: float) -> None:
+def set_gallery_tolerance(gallery: Gallery, tolerance: float, encoder: str | None = None) -> None:
     if not 0.2 <= tolerance <= 1.0:
         raise GalleryError("the tolerance must lie between 0.2 and 1.0")
-    gallery.set_setting(TOLERANCE_SETTING, repr(float(tolerance)))
+    gallery.set_setting(ENCODERS[encoder or active_encoder()].tolerance_setting, repr(float(tolerance)))
+
+
+def gallery_matcher(gallery: Gallery, encoder: str, tolerance: float | None = None) -> Matcher:
+    """A matcher over the gallery's encodings by ``encoder``, at ``tolerance`` or the saved one."""
+    return Matcher(gallery.encodings(encoder), gallery_tolerance(gallery, encoder) if tolerance is None else tolerance)
 
 
 def recognize(gallery: Gallery, image_bgr: np.ndarray, tolerance: float | None = None) -> list[Face]:
     """The faces of a still photo, each with its name (None: unknown) and distance."""
-    matcher = Matcher(gallery.encodings(), gallery_tolerance(gallery) if tolerance is None else tolerance)
+    encoder = active_encoder()
+    matcher = gallery_matcher(gallery, encoder, tolerance)
     faces = [Face(box) for box in detect_still(image_bgr)]
     for face in faces:
-        match = matcher.match(encode_face(image_bgr, face))
+        match = matcher.match(encode_face(image_bgr, face, encoder))
         face.name, face.distance = match.name, match.distance
     return faces
 
@@ -284,10 +335,11 @@ def prepare_photo(
     if min(box.width, box.height) < MIN_FACE_PX:
         outcome.reason = f"the face is too small ({box.width}x{box.height} px; at least {MIN_FACE_PX} px needed)"
         return outcome, None
-    encoding = encode_face(image, Face(box), jitters=ENROLL_JITTERS)
+    encoder = active_encoder()
+    encoding = encode_face(image, Face(box), encoder, enrolling=True)
     outcome.accepted = True
     outcome.thumbnail_jpeg = face_thumbnail(image, box)
-    return outcome, NewPhoto(source_name, box, outcome.thumbnail_jpeg, encoding)
+    return outcome, NewPhoto(source_name, box, outcome.thumbnail_jpeg, encoding, encoder)
 
 
 def enroll(
@@ -310,6 +362,28 @@ def enroll(
     if accepted:
         gallery.add_photos(name, accepted)
     return Enrollment(name, outcomes, written=bool(accepted))
+
+
+def reencode_gallery(gallery: Gallery, encoder: str | None = None) -> dict[str, list[int]]:
+    """Encode again, with ``encoder`` (the active one when None), every photo encoded by another
+    one, from the face crop stored with it (the original photo is not kept). Photos whose crop
+    shows no face keep their old encoding. Returns the photo ids re-encoded and failed."""
+    encoder = encoder or active_encoder()
+    done: dict[int, np.ndarray] = {}
+    failed: list[int] = []
+    for person in gallery.people():
+        for photo in gallery.photos(person.name):
+            if photo.encoder == encoder:
+                continue
+            crop = load_image(photo.thumbnail_jpeg)
+            boxes = detect_still(crop)
+            if not boxes:
+                failed.append(photo.id)
+                continue
+            done[photo.id] = encode_face(crop, Face(boxes[main_face(boxes, crop.shape)]), encoder, enrolling=True)
+    if done:
+        gallery.replace_encodings(done, encoder)
+    return {"reencoded": sorted(done), "failed": failed}
 
 
 # --- the live processor ----------------------------------------------------------------------
@@ -337,7 +411,8 @@ class RecognitionProcessor(Processor):
         self._sightings: dict[int, tuple[int, float]] = {}  # track not encoded yet -> (frames seen, last seen)
         self._matcher: Matcher | None = None
         self._checked_at = -np.inf
-        _encoder()  # load the model now, not in the first frame
+        self.encoder = active_encoder()
+        load_encoder(self.encoder)  # now, not in the first frame
 
     def matcher(self) -> Matcher:
         """The matcher for the gallery's current content, rebuilt only when the gallery changed
@@ -352,10 +427,9 @@ class RecognitionProcessor(Processor):
             version = -1 if self._gallery is None else self._gallery.version()
             if self._matcher is None or self._matcher.version != version:
                 if self._gallery is None:
-                    self._matcher = Matcher(Encodings((), np.zeros((0, 128)), -1), self.tolerance or DEFAULT_TOLERANCE)
+                    self._matcher = Matcher(Encodings((), np.zeros((0, 128)), -1), self.tolerance or default_tolerance(self.encoder))
                 else:
-                    tolerance = gallery_tolerance(self._gallery) if self.tolerance is None else self.tolerance
-                    self._matcher = Matcher(self._gallery.encodings(), tolerance)
+                    self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
                 for track in self._tracks.values():
                     track.match = self._matcher.match(track.encoding)
             return self._matcher
@@ -376,7 +450,7 @@ class RecognitionProcessor(Processor):
         stills = [f for f in result.faces if f.track_id is None]
         tracked = (new + stale)[:MAX_ENCODINGS_PER_FRAME]
         for face in stills + tracked:
-            face.encoding = encode_face(frame_bgr, face)
+            face.encoding = encode_face(frame_bgr, face, self.encoder)
         with self._lock:
             for face in result.faces:
                 if face.encoding is not None:

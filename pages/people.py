@@ -7,11 +7,13 @@ import streamlit as st
 from core.gallery import Gallery, GalleryError, default_gallery_path
 from core.images import load_image
 from core.recognition import (
-    DEFAULT_TOLERANCE,
+    ENCODERS,
     Enrollment,
+    active_encoder,
     draw_choices,
     enroll,
     gallery_tolerance,
+    reencode_gallery,
     set_gallery_tolerance,
 )
 
@@ -44,7 +46,7 @@ def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
 
 def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None) -> None:
     try:
-        with st.spinner("Finding and encoding the faces (about 2 s per photo)..."):
+        with st.spinner("Finding and encoding the faces..."):
             enrollment = enroll(gallery, name, photos, face_indices)
     except GalleryError as error:
         st.error(f"Nothing was saved: {error}")
@@ -56,24 +58,37 @@ st.title("People")
 st.caption("The people that recognition (Live, Video, Photo pages and `python -m core recognize`) can name.")
 gallery = open_gallery(str(default_gallery_path()))
 st.session_state.setdefault("pending_choices", [])
+encoder = ENCODERS[active_encoder()]
 
 with st.sidebar:
     st.subheader("Match tolerance")
     tolerance = st.slider(
         "Tolerance",
         0.3,
-        0.8,
-        value=gallery_tolerance(gallery),
+        0.95,
+        value=gallery_tolerance(gallery, encoder.name),
         step=0.01,
-        help=f"Default {DEFAULT_TOLERANCE}. The largest face distance at which a name is given.",
+        help=f"Default {encoder.tolerance} for the {encoder.label} encoder. The largest face distance at which "
+        "a name is given.",
     )
     st.caption(
         "Lower: stricter, fewer strangers given a name, more 'Unknown'. Higher: more faces named, more "
         "mistakes. A face nearly as close to a second person also stays 'Unknown'. Three or more varied "
         "photos per person help more than any setting."
     )
-    if tolerance != gallery_tolerance(gallery):
-        set_gallery_tolerance(gallery, tolerance)
+    if tolerance != gallery_tolerance(gallery, encoder.name):
+        set_gallery_tolerance(gallery, tolerance, encoder.name)
+    st.caption(f"Face encoder: {encoder.label}.")
+
+others = sum(count for name, count in gallery.encoder_counts().items() if name != encoder.name)
+if others:
+    st.warning(f"{others} photo(s) were encoded by another face encoder than {encoder.label}: recognition "
+               "does not use them until they are encoded again (from their stored face crops).")
+    if st.button("Encode them again"):
+        with st.spinner("Encoding..."):
+            outcome = reencode_gallery(gallery, encoder.name)
+        st.success(f"{len(outcome['reencoded'])} photo(s) encoded again."
+                   + (f" {len(outcome['failed'])} crop(s) show no face: remove and re-upload those." if outcome["failed"] else ""))
 
 st.subheader("Add photos")
 with st.form("enroll", clear_on_submit=True):

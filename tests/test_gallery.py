@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from core.faces import Box
-from core.gallery import Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
+from core.gallery import SCHEMA, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
 from tests.conftest import REPO
 
 
 def photo(marker: bytes = b"", seed: int = 0, size: int = 64) -> NewPhoto:
     """A stored-photo record with recognisable thumbnail bytes (the gallery does not decode them)."""
     rng = np.random.default_rng(seed)
-    return NewPhoto(f"photo{seed}.jpg", Box(10, 60, 60, 10), marker + rng.bytes(size), rng.normal(size=128))
+    return NewPhoto(f"photo{seed}.jpg", Box(10, 60, 60, 10), marker + rng.bytes(size), rng.normal(size=128), "dlib")
 
 
 @pytest.fixture
@@ -64,12 +64,12 @@ def test_photos_are_added_renamed_and_read_back(gallery):
 
 
 def test_a_failure_inside_a_write_leaves_no_half_person(gallery):
-    broken = NewPhoto("broken.jpg", Box("x", 1, 1, 0), b"jpeg", np.zeros(128))  # fails after the person row
+    broken = NewPhoto("broken.jpg", Box("x", 1, 1, 0), b"jpeg", np.zeros(128), "dlib")  # fails after the person row
     with pytest.raises(ValueError):
         gallery.add_photos("Half", [photo(), broken])
     assert gallery.people() == [] and gallery.encodings().matrix.shape == (0, 128)
     with pytest.raises(GalleryError, match="encoding"):
-        gallery.add_photos("Half", [NewPhoto("nan.jpg", Box(0, 1, 1, 0), b"jpeg", np.full(128, np.nan))])
+        gallery.add_photos("Half", [NewPhoto("nan.jpg", Box(0, 1, 1, 0), b"jpeg", np.full(128, np.nan), "dlib")])
     assert gallery.people() == []
 
 
@@ -135,7 +135,7 @@ gallery = Gallery(sys.argv[1])
 rng = np.random.default_rng(0)
 i = 0
 while True:
-    photos = [NewPhoto(f"{k}.jpg", Box(0, 9, 9, 0), rng.bytes(300_000), rng.normal(size=128)) for k in range(4)]
+    photos = [NewPhoto(f"{k}.jpg", Box(0, 9, 9, 0), rng.bytes(300_000), rng.normal(size=128), "dlib") for k in range(4)]
     gallery.add_photos(f"Person {i}", photos)
     i += 1
 """
@@ -200,3 +200,29 @@ def test_folders_are_refused_as_gallery_files(tmp_path):
     with pytest.raises(GalleryError, match="folder"):
         Gallery(tmp_path)
     assert isinstance(default_gallery_path(), Path)
+
+
+def test_a_gallery_written_before_encoders_were_recorded_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old_schema = SCHEMA.replace("    encoder TEXT NOT NULL DEFAULT 'dlib',\n", "")
+    assert "encoder" not in old_schema
+    with sqlite3.connect(path) as db:
+        db.executescript(old_schema)
+        db.execute("INSERT INTO people(name, created) VALUES ('Old Friend', 0)")
+        db.execute("INSERT INTO photos(person_id, source, box, thumbnail, encoding, created) VALUES (1, 'a.jpg', '[0,1,1,0]', x'ffd8', ?, 0)",
+                   (np.arange(128, dtype="<f8").tobytes(),))  # fmt: skip
+    with Gallery(path) as gallery:
+        assert gallery.encoder_counts() == {"dlib": 1}
+        assert gallery.encodings("dlib").names == ("Old Friend",) and gallery.encodings("sface").names == ()
+        np.testing.assert_array_equal(gallery.encodings("dlib").matrix[0], np.arange(128))
+        (photo,) = gallery.photos("Old Friend")
+        gallery.replace_encodings({photo.id: np.ones(128)}, "sface")
+        assert gallery.encoder_counts() == {"sface": 1}
+        with pytest.raises(GalleryError):
+            gallery.replace_encodings({photo.id: np.full(128, np.nan)}, "sface")
+        with pytest.raises(GalleryError):
+            gallery.replace_encodings({photo.id + 1: np.ones(128)}, "sface")
+    with Gallery(path) as reopened:  # opening an upgraded file again changes nothing
+        assert reopened.encoder_counts() == {"sface": 1}

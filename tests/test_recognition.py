@@ -143,7 +143,7 @@ class FakeEncoder:
         self.vectors = vectors
         self.calls: list[int | None] = []
 
-    def __call__(self, frame, face: Face, jitters: int = 0) -> np.ndarray:
+    def __call__(self, frame, face: Face, encoder: str | None = None, enrolling: bool = False) -> np.ndarray:
         self.calls.append(face.track_id)
         face.encoding = self.vectors[face.track_id if face.track_id is not None else 0]
         return face.encoding
@@ -159,8 +159,9 @@ def live_setup(tmp_path, monkeypatch):
     with Gallery(path) as g:
         from core.gallery import NewPhoto
 
-        g.add_photos("Ann", [NewPhoto("a.jpg", Box(0, 1, 1, 0), b"j", at(0, 0))])
-        g.add_photos("Ben", [NewPhoto("b.jpg", Box(0, 1, 1, 0), b"j", at(3, 0))])
+        encoder = recognition.active_encoder()
+        g.add_photos("Ann", [NewPhoto("a.jpg", Box(0, 1, 1, 0), b"j", at(0, 0), encoder)])
+        g.add_photos("Ben", [NewPhoto("b.jpg", Box(0, 1, 1, 0), b"j", at(3, 0), encoder)])
     encoder = FakeEncoder({0: at(0, 0), 101: at(0.1, 0), 102: at(3.1, 0), 103: at(9, 9)})
     monkeypatch.setattr(recognition, "encode_face", encoder)
     monkeypatch.setattr(recognition, "GALLERY_CHECK_INTERVAL_S", 0.0)
@@ -224,9 +225,11 @@ def test_the_processor_never_creates_a_gallery(tmp_path, monkeypatch):
 
 
 def test_the_tolerance_saved_with_the_gallery_is_used_and_validated(gallery):
-    assert recognition.gallery_tolerance(gallery) == recognition.DEFAULT_TOLERANCE
-    recognition.set_gallery_tolerance(gallery, 0.45)
-    assert recognition.gallery_tolerance(gallery) == 0.45
+    assert recognition.gallery_tolerance(gallery, "sface") == recognition.ENCODERS["sface"].tolerance
+    recognition.set_gallery_tolerance(gallery, 0.45, "sface")
+    assert recognition.gallery_tolerance(gallery, "sface") == 0.45
+    # Each encoder keeps its own: their distances are on different scales.
+    assert recognition.gallery_tolerance(gallery, "dlib") == recognition.ENCODERS["dlib"].tolerance
     with pytest.raises(GalleryError):
         recognition.set_gallery_tolerance(gallery, 5.0)
 
@@ -295,7 +298,63 @@ def test_encodings_reuse_the_face_landmarks_and_match_dlibs_own_shape(people):
     image = cv2.imread(str(people["Ariel Sharon"][0]))
     face = Face(recognition.detect_still(image)[0])
     assert face.landmarks is None
-    encoding = recognition.encode_face(image, face)
+    encoding = recognition.encode_face(image, face, "dlib")
     assert face.landmarks is not None  # stored for the other processors
-    expected = recognition._encoder().compute_face_descriptor(np.ascontiguousarray(image[:, :, ::-1]), shape_5(image, face))
+    expected = recognition._dlib_encoder().compute_face_descriptor(np.ascontiguousarray(image[:, :, ::-1]), shape_5(image, face))
     np.testing.assert_allclose(encoding, np.array(expected), atol=1e-6)
+
+
+def test_the_encoder_is_sface_when_installed_and_can_be_chosen(monkeypatch):
+    monkeypatch.delenv(recognition.ENCODER_ENV, raising=False)
+    assert recognition.active_encoder() == ("sface" if recognition.sface.unavailable() is None else "dlib")
+    monkeypatch.setenv(recognition.ENCODER_ENV, "dlib")
+    assert recognition.active_encoder() == "dlib"
+    monkeypatch.setenv(recognition.ENCODER_ENV, "facenet")
+    with pytest.raises(ValueError, match="choose one of sface, dlib"):
+        recognition.active_encoder()
+
+
+def needs_sface() -> None:
+    reason = recognition.sface.unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+def sface_encoding(path) -> tuple[np.ndarray, np.ndarray, Face]:
+    image = cv2.imread(str(path))
+    face = Face(recognition.detect_still(image)[0])
+    return recognition.encode_face(image, face, "sface"), image, face
+
+
+def test_sface_encodings_keep_people_apart_on_the_tolerance_scale(people):
+    needs_sface()
+    tolerance = recognition.ENCODERS["sface"].tolerance
+    sharon_1, sharon_5 = (sface_encoding(people["Ariel Sharon"][k])[0] for k in (0, 4))
+    clinton, toledo = (sface_encoding(people[name][0])[0] for name in ("Bill Clinton", "Alejandro Toledo"))
+    assert np.linalg.norm(sharon_1) == pytest.approx(2**-0.5)  # unit vector / sqrt(2): distance = sqrt(1 - cos)
+    assert np.linalg.norm(sharon_1 - sharon_5) < tolerance
+    assert min(np.linalg.norm(sharon_1 - clinton), np.linalg.norm(sharon_1 - toledo), np.linalg.norm(clinton - toledo)) > tolerance
+
+
+def test_sface_aligns_on_the_eyes_when_yunet_finds_no_landmarks(people, monkeypatch):
+    needs_sface()
+    aligned, image, face = sface_encoding(people["Ariel Sharon"][0])
+    monkeypatch.setattr(recognition.sface.shared_encoder(), "_landmarks", lambda frame, box: None)
+    fallback = recognition.encode_face(image, face, "sface")
+    assert np.linalg.norm(fallback - aligned) < 0.5 * recognition.ENCODERS["sface"].tolerance
+
+
+def test_photos_of_another_encoder_are_ignored_until_encoded_again(gallery, people, monkeypatch):
+    needs_sface()
+    monkeypatch.setenv(recognition.ENCODER_ENV, "dlib")
+    for name in NAMES[:2]:
+        assert enroll(gallery, name, [(p.name, p) for p in people[name][:2]]).accepted == 2
+    query = cv2.imread(str(people[NAMES[0]][5]))
+    assert [f.name for f in recognize(gallery, query)] == [NAMES[0]]
+    monkeypatch.setenv(recognition.ENCODER_ENV, "sface")
+    assert gallery.encoder_counts() == {"dlib": 4} and len(gallery.encodings("sface").names) == 0
+    assert [f.name for f in recognize(gallery, query)] == [None]  # dlib encodings are never compared with SFace's
+    outcome = recognition.reencode_gallery(gallery)
+    assert len(outcome["reencoded"]) == 4 and outcome["failed"] == []
+    assert gallery.encoder_counts() == {"sface": 4}
+    assert [f.name for f in recognize(gallery, query)] == [NAMES[0]]
