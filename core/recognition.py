@@ -44,8 +44,10 @@ from core.processors import ProcessorSpec, register
 @dataclass(frozen=True)
 class EncoderSpec:
     """A face encoder and its default tolerance: the largest distance at which anybody is named,
-    chosen on enrollment photos only (``bench/recognition.py``: midway between the largest
-    distance of a photo to its own person and the smallest to somebody else, leave-one-out)."""
+    chosen on the benchmark's enrollment photos only, leave-one-out (``bench/recognition.py``).
+    SFace: midway between the largest distance of a photo to its own person (0.725) and the
+    smallest to somebody else (0.777). dlib: the best point of a grid of tolerances and margins
+    (its photos of different people come closer than some of the same person: no gap to halve)."""
 
     name: str
     label: str
