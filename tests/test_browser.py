@@ -201,6 +201,28 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
+    from core import recognition
+    from core.faces import Face
+    from core.gallery import Gallery, NewPhoto
+    from core.images import load_image
+
+    if recognition.active_encoder() != "sface":
+        pytest.skip("SFace is not installed: dlib is the only encoder")
+    image = load_image(shared_data("faces_identities/Tony_Blair/1.jpg"))
+    box = recognition.detect_still(image)[0]
+    dlib_encoding = recognition.encode_face(image, Face(box), "dlib")
+    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # as a gallery enrolled before SFace
+        gallery.add_photos("Tony Blair", [NewPhoto("1.jpg", box, recognition.face_thumbnail(image, box), dlib_encoding, "dlib")])
+    page.goto(f"{server[0]}/people")
+    page.get_by_text(re.compile(r"1 photo\(s\) were encoded by another face encoder")).wait_for(timeout=60_000)
+    page.get_by_role("button", name="Encode them again").click()
+    page.get_by_text("1 photo(s) encoded again.").wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:
+        assert gallery.encoder_counts().get("dlib", 0) == 0 and gallery.encodings("sface").names.count("Tony Blair") == 1
+
+
 def test_photo_page_explains_a_file_that_is_not_a_photo(page, server):
     page.goto(f"{server[0]}/photo")
     page.get_by_role("heading", name="Photo").first.wait_for(timeout=60_000)
