@@ -472,11 +472,13 @@ class RecognitionProcessor(Processor):
 
 
 def _unavailable() -> str | None:
-    """File checks only: dlib and the encoder's weights file."""
+    """File checks only: dlib (still-photo detection, landmarks) and the active encoder's weights."""
     from core.models import package_dir
 
     if importlib.util.find_spec("dlib") is None:
         return "dlib is not installed (pip install dlib-bin)"
+    if active_encoder() == "sface":
+        return sface.unavailable()
     folder = package_dir("face_recognition_models")
     if folder is None or not (folder / "models" / "dlib_face_recognition_resnet_model_v1.dat").exists():
         return "the face_recognition_models package (dlib's face encoder weights) is not installed"
