@@ -366,6 +366,12 @@ def enroll(
     return Enrollment(name, outcomes, written=bool(accepted))
 
 
+def photos_needing_reencoding(gallery: Gallery) -> int:
+    """How many photos were encoded by another encoder than the active one (recognition ignores them)."""
+    encoder = active_encoder()
+    return sum(count for name, count in gallery.encoder_counts().items() if name != encoder)
+
+
 def reencode_gallery(gallery: Gallery, encoder: str | None = None) -> dict[str, list[int]]:
     """Encode again, with ``encoder`` (the active one when None), every photo encoded by another
     one, from the face crop stored with it (the original photo is not kept). Photos whose crop

@@ -5,6 +5,7 @@ from collections.abc import Collection
 import streamlit as st
 
 from core.detect import DETECTORS
+from core.gallery import Gallery, default_gallery_path
 from core.processors import processor_specs
 
 STREAM_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
@@ -32,4 +33,20 @@ def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list
         )
         if ticked:
             chosen.append(spec.name)
+    if "recognition" in chosen:
+        gallery_reencoding_notice()
     return chosen
+
+
+def gallery_reencoding_notice() -> None:
+    """A warning when the app's gallery holds photos the active face encoder cannot use."""
+    from core.recognition import photos_needing_reencoding
+
+    path = default_gallery_path()
+    if not path.is_file():  # nobody enrolled yet; never create the file from here
+        return
+    with Gallery(path) as gallery:
+        others = photos_needing_reencoding(gallery)
+    if others:
+        st.warning(f"{others} enrolled photo(s) were encoded by another face encoder and are not recognised: "
+                   "encode them again on the People page.")

@@ -13,6 +13,7 @@ from core.recognition import (
     draw_choices,
     enroll,
     gallery_tolerance,
+    photos_needing_reencoding,
     reencode_gallery,
     set_gallery_tolerance,
 )
@@ -80,7 +81,7 @@ with st.sidebar:
         set_gallery_tolerance(gallery, tolerance, encoder.name)
     st.caption(f"Face encoder: {encoder.label}.")
 
-others = sum(count for name, count in gallery.encoder_counts().items() if name != encoder.name)
+others = photos_needing_reencoding(gallery)
 if others:
     st.warning(f"{others} photo(s) were encoded by another face encoder than {encoder.label}: recognition "
                "does not use them until they are encoded again (from their stored face crops).")

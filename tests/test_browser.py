@@ -214,6 +214,9 @@ def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
     dlib_encoding = recognition.encode_face(image, Face(box), "dlib")
     with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # as a gallery enrolled before SFace
         gallery.add_photos("Tony Blair", [NewPhoto("1.jpg", box, recognition.face_thumbnail(image, box), dlib_encoding, "dlib")])
+    page.goto(f"{server[0]}/live")
+    page.locator('[data-testid="stSidebar"]').get_by_text("Recognition (names)").click(timeout=60_000)
+    page.get_by_text(re.compile(r"1 enrolled photo\(s\) were encoded by another face encoder")).wait_for(timeout=60_000)
     page.goto(f"{server[0]}/people")
     page.get_by_text(re.compile(r"1 photo\(s\) were encoded by another face encoder")).wait_for(timeout=60_000)
     page.get_by_role("button", name="Encode them again").click()
