@@ -1,4 +1,4 @@
-"""Sidebar widgets shared by the pages that run the frame pipeline on a stream (Live, Video)."""
+"""Widgets and resources shared by pages: the stream sidebar (Live, Video) and the gallery connection."""
 
 from collections.abc import Collection
 
@@ -10,6 +10,12 @@ from core.processors import processor_specs
 
 STREAM_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
 DETECTOR_LABELS = {"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}
+
+
+@st.cache_resource
+def open_gallery(path: str) -> Gallery:
+    """One connection per gallery file per process; the Gallery is thread-safe."""
+    return Gallery(path)
 
 
 def detector_radio(label: str, key: str, disabled: bool = False) -> str:
@@ -45,8 +51,7 @@ def gallery_reencoding_notice() -> None:
     path = default_gallery_path()
     if not path.is_file():  # nobody enrolled yet; never create the file from here
         return
-    with Gallery(path) as gallery:
-        others = photos_needing_reencoding(gallery)
+    others = photos_needing_reencoding(open_gallery(str(path)))
     if others:
         st.warning(f"{others} enrolled photo(s) were encoded by another face encoder and are not recognised: "
                    "encode them again on the People page.")

@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from core.gallery import Gallery, GalleryError, default_gallery_path
+from core.gallery import GalleryError, default_gallery_path
 from core.images import load_image
 from core.recognition import (
     ENCODERS,
@@ -17,12 +17,7 @@ from core.recognition import (
     reencode_gallery,
     set_gallery_tolerance,
 )
-
-
-@st.cache_resource
-def open_gallery(path: str) -> Gallery:
-    """One connection per gallery file per process; the Gallery is thread-safe."""
-    return Gallery(path)
+from pages._widgets import open_gallery
 
 
 def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
