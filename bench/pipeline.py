@@ -22,14 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import core  # noqa: E402,F401  (import-order guard before anything heavy)
-
-from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.pipeline import FramePipeline, PipelineConfig  # noqa: E402
-from core.processors import get_processor  # noqa: E402
-from core.synthetic import face_clip  # noqa: E402
+import core  # noqa: E402,F401  (import-order guard before anything heavy)
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
+from core.analysis.processors import get_processor  # noqa: E402
+from core.stream.pipeline import FramePipeline, PipelineConfig  # noqa: E402
+from core.stream.synthetic import face_clip  # noqa: E402
 
 FACES = SHARED_DATA / "faces_identities"
 TARGETS_FPS = {"haar-1face": 40.0, "keypoints-1face": 25.0, "age_gender-3faces": 20.0, "recognition-3faces": 15.0}

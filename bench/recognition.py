@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/recognition.py [--encoder sface|dlib]
 
-Protocol: photos 1-3 of the first 30 people (sorted by name) are enrolled with :func:`core.recognition.enroll`
+Protocol: photos 1-3 of the first 30 people (sorted by name) are enrolled with :func:`core.analysis.recognition.enroll`
 (the People page's path); the other 7 photos of those 30 must be named correctly (top-1 at the default
 settings, a face called "Unknown" counts as wrong) and the 10 photos of the remaining 10 people must be
 "Unknown". Targets: top-1 >= 0.99, unknown >= 0.95.
@@ -31,15 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import core  # noqa: E402,F401  (import-order guard before anything heavy)
-
-from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core import recognition  # noqa: E402
+import core  # noqa: E402,F401  (import-order guard before anything heavy)
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
+from core.analysis import recognition  # noqa: E402
 from core.faces import Face  # noqa: E402
-from core.gallery import Encodings, Gallery  # noqa: E402
 from core.images import load_image  # noqa: E402
+from core.store.sqlite import Encodings, Gallery  # noqa: E402
 
 FACES = SHARED_DATA / "faces_identities"
 TARGETS = {"top1_enrolled": 0.99, "unknown_rejected": 0.95}

@@ -21,14 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import core  # noqa: E402, F401  (import-order guard before TensorFlow)
-
-from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core import style_transfer as st  # noqa: E402
+import core  # noqa: E402, F401  (import-order guard before TensorFlow)
+from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 from core.images import load_image  # noqa: E402
+from core.style import gatys as st  # noqa: E402
 
 DATA = SHARED_DATA / "style_transfer"
 TARGET_SPEEDUP = 2.0

@@ -22,13 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
-
 from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
-
-from core.pipeline import FramePipeline, PipelineConfig  # noqa: E402
-from core.processors import build_processors  # noqa: E402
-from core.synthetic import face_clip, write_video  # noqa: E402
-from core.video import VIDEO_CODEC, annotate_video  # noqa: E402
+from core.analysis.processors import build_processors  # noqa: E402
+from core.stream.pipeline import FramePipeline, PipelineConfig  # noqa: E402
+from core.stream.synthetic import face_clip, write_video  # noqa: E402
+from core.stream.video import VIDEO_CODEC, annotate_video  # noqa: E402
 
 FACES = SHARED_DATA / "faces_identities"
 FPS = 30

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.models import SHARED_DATA, WEIGHTS_DIR
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -46,9 +48,9 @@ def emit(record: dict[str, Any]) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from core.detect import DETECTORS
+    from core.analysis.detect import DETECTORS
     from core.images import ImageError, load_image
-    from core.photo import analysis_json, photo_pipeline
+    from core.stream.photo import analysis_json, photo_pipeline
 
     if args.detector not in DETECTORS:
         raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
@@ -74,10 +76,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate_video(args: argparse.Namespace) -> int:
-    from core.detect import DETECTORS
-    from core.pipeline import FramePipeline, PipelineConfig
-    from core.processors import build_processors
-    from core.video import VideoError, annotate_video
+    from core.analysis.detect import DETECTORS
+    from core.analysis.processors import build_processors
+    from core.stream.pipeline import FramePipeline, PipelineConfig
+    from core.stream.video import VideoError, annotate_video
 
     source, target = Path(args.input), Path(args.output)
     if args.detector not in DETECTORS:
@@ -121,7 +123,7 @@ def _keypoint_data_dir(path: str) -> Path:
 
 
 def cmd_train_keypoints(args: argparse.Namespace) -> int:
-    from core.keypoints_train import train
+    from core.analysis.keypoints_train import train
 
     data_dir = _keypoint_data_dir(args.data)
     if args.epochs < 1:
@@ -139,7 +141,7 @@ def cmd_train_keypoints(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_keypoints(args: argparse.Namespace) -> int:
-    from core.keypoints_train import evaluate
+    from core.analysis.keypoints_train import evaluate
 
     data_dir = _keypoint_data_dir(args.data)
     try:
@@ -153,7 +155,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     import cv2
 
     from core.images import ImageError, load_image
-    from core.style_transfer import StyleSettings, StyleTransferError, WeightsUnavailable, stylize
+    from core.style.gatys import StyleSettings, StyleTransferError, WeightsUnavailable, stylize
 
     output = Path(args.output)
     if output.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
@@ -178,7 +180,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 def _gallery(path: str | None, create: bool = False):
     """The gallery at ``path`` (default: the app's); a missing file is an error unless ``create``."""
-    from core.gallery import Gallery, GalleryError, default_gallery_path
+    from core.store.sqlite import Gallery, GalleryError, default_gallery_path
 
     location = Path(path) if path else default_gallery_path()
     if not create and not location.is_file():
@@ -191,7 +193,7 @@ def _gallery(path: str | None, create: bool = False):
 
 def _enroll_and_emit(gallery, name: str, paths: Sequence[Path], largest_face: bool) -> int:
     """Enroll ``paths`` under ``name`` (one transaction) and print one line per photo; photos accepted."""
-    from core.recognition import enroll
+    from core.analysis.recognition import enroll
 
     outcome = enroll(gallery, name, [(str(p), p) for p in paths], largest_face=largest_face)
     for photo in outcome.photos:
@@ -200,7 +202,7 @@ def _enroll_and_emit(gallery, name: str, paths: Sequence[Path], largest_face: bo
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from core.gallery import GalleryError, validate_name
+    from core.store.sqlite import GalleryError, validate_name
 
     try:
         name = validate_name(args.name)
@@ -212,7 +214,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll_dir(args: argparse.Namespace) -> int:
-    from core.gallery import GalleryError, validate_name
+    from core.store.sqlite import GalleryError, validate_name
 
     root = Path(args.folder)
     if not root.is_dir():
@@ -235,7 +237,7 @@ def cmd_enroll_dir(args: argparse.Namespace) -> int:
 
 
 def cmd_people(args: argparse.Namespace) -> int:
-    from core.recognition import active_encoder, gallery_tolerance
+    from core.analysis.recognition import active_encoder, gallery_tolerance
 
     with _gallery(args.gallery) as gallery:
         people = [{"name": p.name, "photos": p.photos} for p in gallery.people()]
@@ -245,7 +247,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from core.gallery import GalleryError
+    from core.store.sqlite import GalleryError
 
     with _gallery(args.gallery) as gallery:
         try:
@@ -257,8 +259,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
+    from core.analysis.recognition import recognize
     from core.images import ImageError, load_image
-    from core.recognition import recognize
 
     if args.tolerance is not None and not 0.0 < args.tolerance <= 1.0:
         raise UsageError("--tolerance must lie in (0, 1]")
@@ -302,8 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
     video.set_defaults(run=cmd_annotate_video)
 
-    repo = Path(__file__).resolve().parent.parent
-    default_data, default_weights = str(repo.parent / "shared" / "data" / "facial_keypoints"), str(repo / "weights" / "keypoints.keras")
+    default_data, default_weights = str(SHARED_DATA / "facial_keypoints"), str(WEIGHTS_DIR / "keypoints.keras")
     train_kp = commands.add_parser("train-keypoints", help="train the facial keypoint CNN (progress on stderr)")
     train_kp.add_argument("--data", default=default_data, help="folder with yt68_training.npz or Kaggle's training.csv")
     train_kp.add_argument("--out", default=default_weights, help="weights to write (.keras; .json and _curve.png beside)")
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="test-time flip averaging (default: as the app does it for these weights)")
     eval_kp.set_defaults(run=cmd_eval_keypoints)
 
-    from core.style_transfer import BACKBONES, INITS, OPTIMIZERS, StyleSettings  # no TensorFlow at import
+    from core.style.gatys import BACKBONES, INITS, OPTIMIZERS, StyleSettings  # no TensorFlow at import
 
     defaults = StyleSettings()
     style = commands.add_parser("stylize", help="neural style transfer of CONTENT in the style of STYLE (JSON summary)")

@@ -1,12 +1,14 @@
-"""The records a frame is analysed into.
+"""The records a frame is analysed into, and the :class:`Processor` interface that fills them.
 
 Detection creates one :class:`Face` per face with only its ``box``; each processor then
 enriches the same record (insightface's ``FaceAnalysis`` pattern). Fields a processor has not
-filled stay ``None``, so a record is always safe to draw or serialise.
+filled stay ``None``, so a record is always safe to draw or serialise. A processor knows only
+these records, never who calls it (a pipeline, a video job, a photo).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -114,3 +116,18 @@ class FrameResult:
     faces: list[Face] = field(default_factory=list)
     labels: list[tuple[str, float]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Processor(ABC):
+    """A pipeline stage that enriches ``result`` (its faces or its frame labels) in place.
+
+    ``process`` is called from the frame thread; an instance may be shared by several
+    pipelines, so any state it keeps must be guarded by a lock or keyed by pipeline.
+    """
+
+    name: str
+    label: str
+    needs_faces: bool = True
+
+    @abstractmethod
+    def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None: ...

@@ -14,6 +14,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = REPO_ROOT / "weights"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # examples and benchmark data, when present
 
 
 @dataclass(frozen=True)

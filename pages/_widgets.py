@@ -4,9 +4,9 @@ from collections.abc import Collection
 
 import streamlit as st
 
-from core.detect import DETECTORS
-from core.gallery import Gallery, default_gallery_path
-from core.processors import processor_specs
+from core.analysis.detect import DETECTORS
+from core.analysis.processors import processor_specs
+from core.store.sqlite import Gallery, default_gallery_path
 
 STREAM_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
 DETECTOR_LABELS = {"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}
@@ -46,7 +46,7 @@ def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list
 
 def gallery_reencoding_notice() -> None:
     """A warning when the app's gallery holds photos the active face encoder cannot use."""
-    from core.recognition import photos_needing_reencoding
+    from core.analysis.recognition import photos_needing_reencoding
 
     path = default_gallery_path()
     if not path.is_file():  # nobody enrolled yet; never create the file from here

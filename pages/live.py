@@ -5,10 +5,10 @@ import time
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from core.live import LiveStream
-from core.pipeline import PipelineConfig
-from core.processors import build_processors
+from core.analysis.processors import build_processors
 from core.settings import SettingsError, rtc_configuration
+from core.stream.live import LiveStream
+from core.stream.pipeline import PipelineConfig
 from pages._widgets import detector_radio, processor_checkboxes
 
 CONNECT_TIMEOUT_S = 15

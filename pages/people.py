@@ -4,9 +4,7 @@ import time
 
 import streamlit as st
 
-from core.gallery import GalleryError, default_gallery_path
-from core.images import load_image
-from core.recognition import (
+from core.analysis.recognition import (
     ENCODERS,
     Enrollment,
     active_encoder,
@@ -17,6 +15,8 @@ from core.recognition import (
     reencode_gallery,
     set_gallery_tolerance,
 )
+from core.images import load_image
+from core.store.sqlite import GalleryError, default_gallery_path
 from pages._widgets import open_gallery
 
 

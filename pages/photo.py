@@ -6,9 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.detect import DETECTORS
+from core.analysis.detect import DETECTORS
 from core.images import ImageError, load_image
-from core.photo import analysis_json, analyze_photo, face_rows, photo_pipeline
+from core.stream.photo import analysis_json, analyze_photo, face_rows, photo_pipeline
 
 st.title("Photo")
 st.caption("Every available processor runs on one photo: no webcam needed. The JSON is what `python -m core analyze` prints.")

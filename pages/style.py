@@ -3,8 +3,8 @@
 import cv2
 import streamlit as st
 
-from core import style_transfer as core_style
 from core.images import ImageError, load_image
+from core.style import gatys as core_style
 
 st.title("Style transfer")
 st.caption(

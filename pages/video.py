@@ -4,10 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.gallery import default_gallery_path
-from core.pipeline import FramePipeline, PipelineConfig
-from core.processors import build_processors
-from core.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
+from core.analysis.processors import build_processors
+from core.store.sqlite import default_gallery_path
+from core.stream.pipeline import FramePipeline, PipelineConfig
+from core.stream.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
 from pages._widgets import detector_radio, processor_checkboxes
 
 # The server refuses uploads above server.maxUploadSize (200 MB unless configured) whatever a widget says.

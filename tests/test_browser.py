@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from core.synthetic import face_clip, write_video, write_y4m
+from core.stream.synthetic import face_clip, write_video, write_y4m
 from tests.conftest import REPO, shared_data
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -202,10 +202,10 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
 
 
 def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
-    from core import recognition
+    from core.analysis import recognition
     from core.faces import Face
-    from core.gallery import Gallery, NewPhoto
     from core.images import load_image
+    from core.store.sqlite import Gallery, NewPhoto
 
     if recognition.active_encoder() != "sface":
         pytest.skip("SFace is not installed: dlib is the only encoder")
@@ -244,7 +244,7 @@ def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
 
 
 def test_people_page_lets_the_user_pick_one_face_of_a_group_photo(page, server):
-    from core.gallery import Gallery
+    from core.store.sqlite import Gallery
 
     group = shared_data("faces_identities_knn_examples/test/obama_and_biden.jpg")  # Biden left, Obama right
     page.goto(f"{server[0]}/people")

@@ -3,9 +3,9 @@
 import ast
 import subprocess
 import sys
+from importlib.metadata import version
 
 import cv2
-from importlib.metadata import version
 
 from tests.conftest import REPO
 

@@ -1,0 +1,501 @@
+"""Face encodings, enrollment into the gallery, matching against it, and the live
+"recognition" processor.
+
+Two encoders (:data:`ENCODERS`): SFace (OpenCV Zoo, :mod:`core.analysis.sface`), used whenever its models
+are installed, and dlib's 128-d ResNet (as ``face_recognition``), the fallback, or chosen with
+``VISION_LAB_ENCODER=dlib``. ``bench/recognition.py`` measures both on the same protocol.
+
+Invariants:
+- :func:`enroll` is the one enrollment path (People page, CLI, live snapshot): it validates the
+  name before reading any photo, and writes the accepted photos in one gallery transaction, or
+  nothing at all.
+- :class:`Matcher` names a face only when it is both close to a person (within that person's
+  threshold, never above the tolerance) and clearly closer to that person than to anybody else
+  (:data:`MARGIN`); otherwise the face is "Unknown" (``name = None`` with its ``distance`` set).
+- The live processor encodes a tracked face once its track is confirmed (seen in
+  :data:`CONFIRM_FRAMES` frames) and then every :data:`REENCODE_INTERVAL_S`, at most
+  :data:`MAX_ENCODINGS_PER_FRAME` faces per frame, new tracks first; between encodings a track
+  keeps its last name and distance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.analysis import sface
+from core.analysis.landmarks import face_landmarks
+from core.analysis.processors import ProcessorSpec, register
+from core.faces import Box, Face, FrameResult, Processor
+from core.images import ImageError, load_image
+from core.store.sqlite import Encodings, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A face encoder and its default tolerance: the largest distance at which anybody is named,
+    chosen on the benchmark's enrollment photos only, leave-one-out (``bench/recognition.py``).
+    SFace: midway between the largest distance of a photo to its own person (0.725) and the
+    smallest to somebody else (0.777). dlib: the best point of a grid of tolerances and margins
+    (its photos of different people come closer than some of the same person: no gap to halve)."""
+
+    name: str
+    label: str
+    tolerance: float
+    tolerance_setting: str  # the gallery setting holding the People page's tolerance for it
+
+
+ENCODERS = {
+    "sface": EncoderSpec("sface", "SFace (OpenCV Zoo)", 0.75, "tolerance.sface"),
+    "dlib": EncoderSpec("dlib", "dlib ResNet (face_recognition)", 0.55, "tolerance"),
+}
+ENCODER_ENV = "VISION_LAB_ENCODER"
+MARGIN = 0.9  # a name is given only when d(nearest person) <= MARGIN * d(second nearest person)
+SPREAD_FACTOR: float | None = None  # per-person thresholds (see Matcher): measured, not chosen
+MIN_THRESHOLD = 0.4  # per-person thresholds never go below this (near-identical webcam snapshots)
+ENROLL_JITTERS = 10  # dlib: enrollment encodes each photo on 10 jittered copies and averages them
+MIN_FACE_PX = 40
+THUMBNAIL_PX = 160
+REENCODE_INTERVAL_S = 2.0
+MAX_ENCODINGS_PER_FRAME = 1
+CONFIRM_FRAMES = 2  # a new track is encoded from its 2nd frame: one-frame false detections cost nothing
+GALLERY_CHECK_INTERVAL_S = 0.5
+TRACK_FORGET_S = 10.0
+
+_encoder_lock = threading.Lock()
+
+
+def active_encoder() -> str:
+    """The encoder in use: ``$VISION_LAB_ENCODER`` when set, else SFace if installed, else dlib."""
+    chosen = os.environ.get(ENCODER_ENV, "").strip().lower()
+    if chosen:
+        if chosen not in ENCODERS:
+            raise ValueError(f"{ENCODER_ENV}={chosen!r}: choose one of {', '.join(ENCODERS)}")
+        return chosen
+    return "sface" if sface.unavailable() is None else "dlib"
+
+
+def default_tolerance(encoder: str | None = None) -> float:
+    return ENCODERS[encoder or active_encoder()].tolerance
+
+
+@lru_cache(maxsize=None)
+def _dlib_encoder():
+    import dlib
+    import face_recognition_models
+
+    return dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+
+
+def load_encoder(encoder: str) -> None:
+    """Load ``encoder``'s networks now (the live processor does it before the first frame)."""
+    _ = sface.shared_encoder() if encoder == "sface" else _dlib_encoder()
+
+
+@lru_cache(maxsize=None)
+def _still_detectors():
+    """dlib HOG upsampled once on photos of at most 1024 px (more reliable on stills than Haar),
+    and dlib's CNN on at most 400 px upsampled once, tried only when HOG finds nothing (~1 s)."""
+    from core.analysis.detect import DlibCnnDetector, DlibHogDetector
+
+    return DlibHogDetector(max_side=1024, upsample=1), DlibCnnDetector(max_side=400, upsample=1)
+
+
+def five_point_shape(frame_bgr: np.ndarray, face: Face):
+    """dlib's ``full_object_detection`` built from ``face.landmarks`` (computed once per face and
+    shared with the other processors), in dlib's five-point order: the image's right eye (two
+    corners), its left eye, the nose."""
+    import dlib
+
+    marks = face_landmarks(frame_bgr, face)
+    points = marks["right_eye"] + marks["left_eye"] + marks["nose_tip"]
+    top, right, bottom, left = face.box
+    return dlib.full_object_detection(
+        dlib.rectangle(left, top, right, bottom), dlib.points([dlib.point(int(x), int(y)) for x, y in points])
+    )
+
+
+def encode_face(frame_bgr: np.ndarray, face: Face, encoder: str | None = None, enrolling: bool = False) -> np.ndarray:
+    """The 128-d encoding of ``face`` by ``encoder`` (the active one when None), stored in
+    ``face.encoding``. ``enrolling``: dlib averages :data:`ENROLL_JITTERS` jittered copies."""
+    if (encoder or active_encoder()) == "sface":
+        encoding = sface.shared_encoder().encode(frame_bgr, face)
+    else:
+        shape = five_point_shape(frame_bgr, face)
+        rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+        with _encoder_lock:
+            encoding = np.array(_dlib_encoder().compute_face_descriptor(rgb, shape, ENROLL_JITTERS if enrolling else 0))
+    face.encoding = encoding
+    return encoding
+
+
+def detect_still(image_bgr: np.ndarray) -> list[Box]:
+    """Faces of a still photo, left to right."""
+    hog, cnn = _still_detectors()
+    return hog(image_bgr) or cnn(image_bgr)
+
+
+# --- matching ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Match:
+    name: str | None  # None: unknown
+    distance: float | None  # to the nearest person; None when the gallery is empty
+
+
+class Matcher:
+    """Nearest person among the gallery's encodings, under a threshold and a margin.
+
+    A face is named when it lies within the nearest person's threshold and
+    ``distance <= margin * distance to the second nearest person``. The threshold is
+    ``tolerance``; with a ``spread_factor``, a person's threshold is that factor times the mean
+    distance between their own encodings (how much their photos vary), kept within
+    [``MIN_THRESHOLD``, ``tolerance``] (a person with one encoding keeps ``tolerance``).
+    """
+
+    def __init__(
+        self,
+        encodings: Encodings,
+        tolerance: float,
+        margin: float = MARGIN,
+        spread_factor: float | None = SPREAD_FACTOR,
+    ) -> None:
+        self.tolerance = tolerance
+        self.margin = margin
+        self.version = encodings.version
+        self.people = sorted(set(encodings.names))
+        index = {name: i for i, name in enumerate(self.people)}
+        self._owner = np.array([index[name] for name in encodings.names], dtype=int)
+        self._matrix = encodings.matrix
+        self.thresholds = np.array([self._threshold(self._matrix[self._owner == i], spread_factor) for i in range(len(self.people))])
+
+    def _threshold(self, own: np.ndarray, spread_factor: float | None) -> float:
+        if spread_factor is None or len(own) < 2:
+            return self.tolerance
+        pairwise = np.linalg.norm(own[:, None] - own[None], axis=2)[np.triu_indices(len(own), 1)]
+        return float(np.clip(spread_factor * pairwise.mean(), min(MIN_THRESHOLD, self.tolerance), self.tolerance))
+
+    def match(self, encoding: np.ndarray) -> Match:
+        if not self.people:
+            return Match(None, None)
+        distances = np.linalg.norm(self._matrix - encoding, axis=1)
+        per_person = np.full(len(self.people), np.inf)
+        np.minimum.at(per_person, self._owner, distances)
+        order = np.argsort(per_person)
+        nearest = float(per_person[order[0]])
+        second = float(per_person[order[1]]) if len(order) > 1 else np.inf
+        known = nearest <= self.thresholds[order[0]] and nearest <= self.margin * second
+        return Match(self.people[order[0]] if known else None, nearest)
+
+
+def gallery_tolerance(gallery: Gallery, encoder: str | None = None) -> float:
+    """The tolerance saved with the gallery for ``encoder`` (People page slider), else its default."""
+    spec = ENCODERS[encoder or active_encoder()]
+    value = gallery.setting(spec.tolerance_setting)
+    return spec.tolerance if value is None else float(value)
+
+
+def set_gallery_tolerance(gallery: Gallery, tolerance: float, encoder: str | None = None) -> None:
+    if not 0.2 <= tolerance <= 1.0:
+        raise GalleryError("the tolerance must lie between 0.2 and 1.0")
+    gallery.set_setting(ENCODERS[encoder or active_encoder()].tolerance_setting, repr(float(tolerance)))
+
+
+def gallery_matcher(gallery: Gallery, encoder: str, tolerance: float | None = None) -> Matcher:
+    """A matcher over the gallery's encodings by ``encoder``, at ``tolerance`` or the saved one."""
+    return Matcher(gallery.encodings(encoder), gallery_tolerance(gallery, encoder) if tolerance is None else tolerance)
+
+
+def recognize(gallery: Gallery, image_bgr: np.ndarray, tolerance: float | None = None) -> list[Face]:
+    """The faces of a still photo, each with its name (None: unknown) and distance."""
+    encoder = active_encoder()
+    matcher = gallery_matcher(gallery, encoder, tolerance)
+    faces = [Face(box) for box in detect_still(image_bgr)]
+    for face in faces:
+        match = matcher.match(encode_face(image_bgr, face, encoder))
+        face.name, face.distance = match.name, match.distance
+    return faces
+
+
+# --- enrollment ----------------------------------------------------------------------------
+def draw_choices(image_bgr: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """A copy of the image with each box drawn and numbered from 1, left to right (face pickers)."""
+    out = image_bgr.copy()
+    thickness = max(1, round(max(out.shape[:2]) / 300))
+    for number, (top, right, bottom, left) in enumerate(boxes, start=1):
+        cv2.rectangle(out, (left, top), (right, bottom), (80, 220, 100), thickness)
+        cv2.putText(out, str(number), (left + 3, max(12, top - 4)), cv2.FONT_HERSHEY_SIMPLEX, thickness * 0.6, (80, 220, 100), thickness, cv2.LINE_AA)
+    return out
+
+
+@dataclass
+class PhotoOutcome:
+    """What became of one photo: accepted (with its face crop) or rejected with a reason.
+
+    ``boxes`` lists every face found, so a caller can offer a choice when there are several
+    (then ``reason`` says so and ``needs_choice`` is True).
+    """
+
+    source: str
+    accepted: bool
+    reason: str | None = None
+    boxes: list[Box] = field(default_factory=list)
+    chosen: int | None = None
+    thumbnail_jpeg: bytes | None = None
+    needs_choice: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "image": self.source,
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "faces": [list(b) for b in self.boxes],
+            "chosen": self.chosen,
+        }
+
+
+@dataclass
+class Enrollment:
+    name: str
+    photos: list[PhotoOutcome]
+    written: bool  # False: nothing was stored (no accepted photo, or an invalid name)
+
+    @property
+    def accepted(self) -> int:
+        return sum(p.accepted for p in self.photos)
+
+
+PhotoSource = str | Path | bytes | np.ndarray
+
+
+def face_thumbnail(image_bgr: np.ndarray, box: Box) -> bytes:
+    """A JPEG of the face with a margin of a quarter of its size, at most THUMBNAIL_PX a side."""
+    height, width = image_bgr.shape[:2]
+    pad = max(box.width, box.height) // 4
+    crop = image_bgr[max(0, box.top - pad) : min(height, box.bottom + pad), max(0, box.left - pad) : min(width, box.right + pad)]
+    scale = min(1.0, THUMBNAIL_PX / max(crop.shape[:2]))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise ImageError("could not encode the face crop as JPEG")
+    return jpeg.tobytes()
+
+
+def main_face(boxes: Sequence[Box], image_shape: tuple[int, ...]) -> int:
+    """Index of the largest box; among equally large ones, the most central."""
+    centre_y, centre_x = image_shape[0] / 2, image_shape[1] / 2
+
+    def key(i: int) -> tuple[int, float]:
+        box = boxes[i]
+        return box.area, -np.hypot((box.left + box.right) / 2 - centre_x, (box.top + box.bottom) / 2 - centre_y)
+
+    return max(range(len(boxes)), key=key)
+
+
+def prepare_photo(
+    source_name: str, data: PhotoSource, face_index: int | None = None, largest_face: bool = False
+) -> tuple[PhotoOutcome, NewPhoto | None]:
+    """Decode, detect, choose one face, crop and encode; never raises for a bad photo.
+
+    ``face_index`` picks among several faces (left to right); ``largest_face`` picks the largest
+    instead of asking. The second value is what to store, None when the photo is rejected.
+    """
+    try:
+        image = data if isinstance(data, np.ndarray) else load_image(data)
+    except ImageError as error:
+        return PhotoOutcome(source_name, False, str(error)), None
+    boxes = detect_still(image)
+    outcome = PhotoOutcome(source_name, False, boxes=boxes)
+    if not boxes:
+        outcome.reason = "no face found (use a sharp, well-lit photo of a face looking at the camera)"
+        return outcome, None
+    if face_index is not None:
+        if not 0 <= face_index < len(boxes):
+            outcome.reason = f"face {face_index} does not exist: the photo shows {len(boxes)} face(s)"
+            return outcome, None
+        chosen = face_index
+    elif len(boxes) == 1:
+        chosen = 0
+    elif largest_face:
+        chosen = main_face(boxes, image.shape)
+    else:
+        outcome.reason = f"{len(boxes)} faces found: pick the one to enroll"
+        outcome.needs_choice = True
+        return outcome, None
+    box = boxes[chosen]
+    outcome.chosen = chosen
+    if min(box.width, box.height) < MIN_FACE_PX:
+        outcome.reason = f"the face is too small ({box.width}x{box.height} px; at least {MIN_FACE_PX} px needed)"
+        return outcome, None
+    encoder = active_encoder()
+    encoding = encode_face(image, Face(box), encoder, enrolling=True)
+    outcome.accepted = True
+    outcome.thumbnail_jpeg = face_thumbnail(image, box)
+    return outcome, NewPhoto(source_name, box, outcome.thumbnail_jpeg, encoding, encoder)
+
+
+def enroll(
+    gallery: Gallery,
+    name: str,
+    photos: Sequence[tuple[str, PhotoSource]],
+    face_indices: dict[int, int] | None = None,
+    largest_face: bool = False,
+) -> Enrollment:
+    """Add the usable ``photos`` (pairs of a display name and a file, bytes or BGR array) to
+    ``name`` (created when new) in one transaction; ``face_indices`` maps a photo's position to
+    the face chosen in it. Raises :class:`GalleryError` for an invalid name, before any work."""
+    name = validate_name(name)
+    outcomes, accepted = [], []
+    for position, (source_name, data) in enumerate(photos):
+        outcome, new_photo = prepare_photo(source_name, data, (face_indices or {}).get(position), largest_face)
+        outcomes.append(outcome)
+        if new_photo is not None:
+            accepted.append(new_photo)
+    if accepted:
+        gallery.add_photos(name, accepted)
+    return Enrollment(name, outcomes, written=bool(accepted))
+
+
+def photos_needing_reencoding(gallery: Gallery) -> int:
+    """How many photos were encoded by another encoder than the active one (recognition ignores them)."""
+    encoder = active_encoder()
+    return sum(count for name, count in gallery.encoder_counts().items() if name != encoder)
+
+
+def reencode_gallery(gallery: Gallery, encoder: str | None = None) -> dict[str, list[int]]:
+    """Encode again, with ``encoder`` (the active one when None), every photo encoded by another
+    one, from the face crop stored with it (the original photo is not kept). Photos whose crop
+    shows no face keep their old encoding. Returns the photo ids re-encoded and failed."""
+    encoder = encoder or active_encoder()
+    done: dict[int, np.ndarray] = {}
+    failed: list[int] = []
+    for person in gallery.people():
+        for photo in gallery.photos(person.name):
+            if photo.encoder == encoder:
+                continue
+            crop = load_image(photo.thumbnail_jpeg)
+            boxes = detect_still(crop)
+            if not boxes:
+                failed.append(photo.id)
+                continue
+            done[photo.id] = encode_face(crop, Face(boxes[main_face(boxes, crop.shape)]), encoder, enrolling=True)
+    if done:
+        gallery.replace_encodings(done, encoder)
+    return {"reencoded": sorted(done), "failed": failed}
+
+
+# --- the live processor ----------------------------------------------------------------------
+@dataclass
+class _Track:
+    encoding: np.ndarray
+    match: Match
+    encoded_at: float
+    seen_at: float
+
+
+class RecognitionProcessor(Processor):
+    """Names faces from the gallery; caches per track so a face is encoded once every
+    :data:`REENCODE_INTERVAL_S` (still images, ``track_id is None``, are always encoded)."""
+
+    name = "recognition"
+    label = "Recognition (names)"
+
+    def __init__(self, gallery: str | None = None, tolerance: float | None = None) -> None:
+        self.gallery_path = Path(gallery) if gallery else default_gallery_path()
+        self.tolerance = tolerance  # None: the gallery's saved tolerance
+        self._gallery: Gallery | None = None  # opened once the file exists; never created here
+        self._lock = threading.Lock()
+        self._tracks: dict[int, _Track] = {}
+        self._sightings: dict[int, tuple[int, float]] = {}  # track not encoded yet -> (frames seen, last seen)
+        self._matcher: Matcher | None = None
+        self._checked_at = -np.inf
+        self.encoder = active_encoder()
+        load_encoder(self.encoder)  # now, not in the first frame
+
+    def matcher(self) -> Matcher:
+        """The matcher for the gallery's current content, rebuilt only when the gallery changed
+        (checked at most every GALLERY_CHECK_INTERVAL_S); an absent gallery file is an empty gallery."""
+        now = time.monotonic()
+        with self._lock:
+            if self._matcher is not None and now - self._checked_at < GALLERY_CHECK_INTERVAL_S:
+                return self._matcher
+            self._checked_at = now
+            if self._gallery is None and self.gallery_path.is_file():
+                self._gallery = Gallery(self.gallery_path)
+            version = -1 if self._gallery is None else self._gallery.version()
+            if self._matcher is None or self._matcher.version != version:
+                if self._gallery is None:
+                    self._matcher = Matcher(Encodings((), np.zeros((0, 128)), -1), self.tolerance or default_tolerance(self.encoder))
+                else:
+                    self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
+                for track in self._tracks.values():
+                    track.match = self._matcher.match(track.encoding)
+            return self._matcher
+
+    def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        matcher = self.matcher()
+        now = time.monotonic()
+        with self._lock:
+            for face in result.faces:
+                if face.track_id is not None and face.track_id not in self._tracks:
+                    seen = self._sightings.get(face.track_id, (0, now))[0] + 1
+                    self._sightings[face.track_id] = (seen, now)
+            new = [f for f in result.faces if self._sightings.get(f.track_id, (0, now))[0] >= CONFIRM_FRAMES]
+            stale = sorted(
+                (f for f in result.faces if f.track_id in self._tracks and now - self._tracks[f.track_id].encoded_at >= REENCODE_INTERVAL_S),
+                key=lambda f: self._tracks[f.track_id].encoded_at,
+            )
+        stills = [f for f in result.faces if f.track_id is None]
+        tracked = (new + stale)[:MAX_ENCODINGS_PER_FRAME]
+        for face in stills + tracked:
+            face.encoding = encode_face(frame_bgr, face, self.encoder)
+        with self._lock:
+            for face in result.faces:
+                if face.encoding is not None:
+                    match = matcher.match(face.encoding)
+                    if face.track_id is not None:
+                        self._tracks[face.track_id] = _Track(face.encoding, match, now, now)
+                        self._sightings.pop(face.track_id, None)
+                elif face.track_id in self._tracks:
+                    track = self._tracks[face.track_id]
+                    track.seen_at = now
+                    match = track.match
+                else:
+                    continue  # a new track waiting for its turn to be encoded
+                face.name, face.distance = match.name, match.distance
+            self._tracks = {tid: t for tid, t in self._tracks.items() if now - t.seen_at < TRACK_FORGET_S}
+            self._sightings = {tid: s for tid, s in self._sightings.items() if now - s[1] < TRACK_FORGET_S}
+
+
+def _unavailable() -> str | None:
+    """File checks only: dlib (still-photo detection, landmarks) and the active encoder's weights."""
+    from core.models import package_dir
+
+    if importlib.util.find_spec("dlib") is None:
+        return "dlib is not installed (pip install dlib-bin)"
+    if active_encoder() == "sface":
+        return sface.unavailable()
+    folder = package_dir("face_recognition_models")
+    if folder is None or not (folder / "models" / "dlib_face_recognition_resnet_model_v1.dat").exists():
+        return "the face_recognition_models package (dlib's face encoder weights) is not installed"
+    return None
+
+
+register(
+    ProcessorSpec(
+        "recognition",
+        RecognitionProcessor.label,
+        "Names the faces enrolled on the People page; 'Unknown' for anybody else.",
+        build=RecognitionProcessor,
+        unavailable=_unavailable,
+    )
+)

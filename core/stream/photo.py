@@ -1,0 +1,72 @@
+"""One still photo analysed by every available processor: the Photo page and ``python -m core analyze``.
+
+Invariant: :func:`analysis_json` is the single definition of an analysed image's JSON record
+(the CLI prints it, the Photo page offers it for download), so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.analysis.processors import build_processors
+from core.faces import FrameResult
+from core.stream.pipeline import FramePipeline, PipelineConfig
+
+
+def photo_pipeline(detector: str = "haar", options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[FramePipeline, dict[str, str]]:
+    """A pipeline for unrelated still images (no tracking) running every processor that can run
+    here; returns it with {processor name: why it cannot run} for the others."""
+    processors, unavailable = build_processors(options=options)
+    return FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=False)), unavailable
+
+
+def analysis_json(image_name: str, image: np.ndarray, result: FrameResult) -> dict[str, Any]:
+    """The JSON record of one analysed image (the CLI contract of ``analyze``)."""
+    height, width = image.shape[:2]
+    return {
+        "image": image_name,
+        "width": width,
+        "height": height,
+        "faces": [face.to_json() for face in result.faces],
+        "labels": [{"label": label, "probability": round(float(p), 4)} for label, p in result.labels],
+    }
+
+
+def face_rows(result: FrameResult) -> list[dict[str, Any]]:
+    """One row per face for a table a person reads: what each processor found, blank where nothing."""
+    rows = []
+    for number, face in enumerate(result.faces, start=1):
+        record = face.to_json()
+        rows.append(
+            {
+                "face": number,
+                "box (top, right, bottom, left)": ", ".join(str(v) for v in record["box"]),
+                "name": face.name or ("unknown" if face.distance is not None else None),
+                "distance": record["distance"],
+                "age": record["age"],
+                "gender": record["gender"],
+                "gender confidence": record["gender_confidence"],
+                "angle": record["angle"],
+                "keypoints": None if face.keypoints is None else len(face.keypoints),
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class PhotoAnalysis:
+    """What the Photo page shows: the annotated image (BGR), the result, and the stages that failed."""
+
+    annotated: np.ndarray
+    result: FrameResult
+    errors: dict[str, str]
+
+
+def analyze_photo(pipeline: FramePipeline, image: np.ndarray) -> PhotoAnalysis:
+    """Run ``pipeline`` on one image; a failing processor is reported in ``errors``, never raised."""
+    annotated, result = pipeline.annotate(image)
+    return PhotoAnalysis(annotated, result, pipeline.stats.snapshot()["errors"])

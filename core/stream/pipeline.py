@@ -1,0 +1,191 @@
+"""FramePipeline: detect faces once per frame, let each chosen processor enrich them, draw.
+
+Invariants:
+- :meth:`FramePipeline.annotate` never raises because of a processor: a failing stage is
+  skipped for that frame, the frame still comes back (annotated by the stages that worked),
+  and the error is recorded once per distinct message in :class:`PipelineStats`.
+- The configuration can be swapped from another thread at any time (:meth:`configure`); a
+  frame is processed entirely with the configuration it started with.
+- Faces carry a ``track_id`` stable across frames while the face stays in view, so costly
+  processors can cache per track instead of recomputing every frame.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.analysis.detect import get_detector
+from core.faces import Box, Face, FrameResult, Processor
+from core.stream.draw import draw_result
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What a pipeline runs: a detector name (``None``: no face detection) and processors in order.
+
+    ``tracking`` links faces across frames (a stream); off for unrelated still images, whose
+    faces then have ``track_id = None``.
+    """
+
+    detector: str | None = "haar"
+    processors: tuple[Processor, ...] = ()
+    tracking: bool = True
+
+
+_track_ids = itertools.count(1)  # shared by every tracker: ids are unique across streams
+
+
+class FaceTracker:
+    """Greedy IoU matching of this frame's boxes to the previous frame's tracks.
+
+    A box overlapping a previous track by at least ``min_iou`` inherits its id; others get new
+    ids, unique across all trackers of the process (so a processor shared by several streams can
+    key its per-face cache by ``track_id``). A track unseen for more than ``max_missed`` frames
+    is forgotten.
+    """
+
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 5) -> None:
+        self.min_iou = min_iou
+        self.max_missed = max_missed
+        self._tracks: dict[int, tuple[Box, int]] = {}  # id -> (last box, frames missed)
+
+    def update(self, faces: list[Face]) -> None:
+        pairs = sorted(
+            ((face.box.iou(box), i, track_id) for i, face in enumerate(faces) for track_id, (box, _) in self._tracks.items()),
+            reverse=True,
+        )
+        assigned: dict[int, int] = {}
+        used: set[int] = set()
+        for iou, i, track_id in pairs:
+            if iou < self.min_iou:
+                break
+            if i not in assigned and track_id not in used:
+                assigned[i] = track_id
+                used.add(track_id)
+        tracks = {tid: (box, missed + 1) for tid, (box, missed) in self._tracks.items() if tid not in used}
+        tracks = {tid: v for tid, v in tracks.items() if v[1] <= self.max_missed}
+        for i, face in enumerate(faces):
+            if i not in assigned:
+                assigned[i] = next(_track_ids)
+            face.track_id = assigned[i]
+            tracks[face.track_id] = (face.box, 0)
+        self._tracks = tracks
+
+
+class PipelineStats:
+    """Thread-safe rolling statistics: written by the frame thread, read by the UI's live panel."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._frames: deque[tuple[float, float, int, dict[str, float]]] = deque()
+        self._errors: dict[str, str] = {}
+        self.frames_total = 0
+
+    def record(self, result: FrameResult, total_ms: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._frames.append((now, total_ms, len(result.faces), dict(result.timings_ms)))
+            while self._frames and now - self._frames[0][0] > self.window_s:
+                self._frames.popleft()
+            self.frames_total += 1
+
+    def record_error(self, stage: str, error: BaseException) -> bool:
+        """Remember ``error`` of ``stage``; True when this message is new (so it is logged once)."""
+        message = f"{type(error).__name__}: {error}"
+        with self._lock:
+            if self._errors.get(stage) == message:
+                return False
+            self._errors[stage] = message
+            return True
+
+    def snapshot(self) -> dict[str, Any]:
+        """fps over the window, faces in the last frame, mean ms per stage, errors by stage."""
+        with self._lock:
+            frames = list(self._frames)
+            errors = dict(self._errors)
+            total = self.frames_total
+        now = time.monotonic()
+        recent = [f for f in frames if now - f[0] <= self.window_s]
+        fps = 0.0
+        if len(recent) >= 2:
+            span = recent[-1][0] - recent[0][0]
+            fps = (len(recent) - 1) / span if span > 0 else 0.0
+        stages: dict[str, list[float]] = {}
+        for _, _, _, timings in recent:
+            for stage, ms in timings.items():
+                stages.setdefault(stage, []).append(ms)
+        return {
+            "fps": round(fps, 1),
+            "faces": recent[-1][2] if recent else 0,
+            "frame_ms": round(float(np.mean([f[1] for f in recent])), 1) if recent else None,
+            "stage_ms": {stage: round(float(np.mean(v)), 1) for stage, v in stages.items()},
+            "frames_total": total,
+            "errors": errors,
+        }
+
+
+@dataclass
+class FramePipeline:
+    """Runs a :class:`PipelineConfig` on frames; one instance per stream (it keeps the tracker)."""
+
+    config: PipelineConfig = field(default_factory=PipelineConfig)
+    stats: PipelineStats = field(default_factory=PipelineStats)
+
+    def __post_init__(self) -> None:
+        self._config_lock = threading.Lock()
+        self._tracker = FaceTracker()
+
+    def configure(self, config: PipelineConfig) -> None:
+        """Swap the configuration; safe to call from any thread while frames are processed."""
+        with self._config_lock:
+            self.config = config
+
+    def process(self, frame_bgr: np.ndarray) -> FrameResult:
+        """Detect, track and enrich faces; a failing stage is recorded and skipped."""
+        with self._config_lock:
+            config = self.config
+        result = FrameResult()
+        if config.detector is not None:
+            boxes = self._run_stage("detect", result, lambda: get_detector(config.detector)(frame_bgr), timed=True)
+            result.faces = [Face(box) for box in boxes or []]
+            if config.tracking:
+                self._tracker.update(result.faces)
+        for processor in config.processors:
+            if processor.needs_faces and not result.faces:
+                continue
+            self._run_stage(processor.name, result, lambda p=processor: p.process(frame_bgr, result), timed=True)
+        return result
+
+    def annotate(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, FrameResult]:
+        """Process ``frame_bgr`` and return a drawn copy with the result; records stats."""
+        start = time.perf_counter()
+        result = self.process(frame_bgr)
+        out = self._run_stage("draw", result, lambda: draw_result(frame_bgr, result), timed=True)
+        if out is None:
+            out = frame_bgr
+        self.stats.record(result, (time.perf_counter() - start) * 1000)
+        return out, result
+
+    def _run_stage(self, stage: str, result: FrameResult, call, timed: bool = False):
+        start = time.perf_counter()
+        try:
+            return call()
+        except Exception as error:  # noqa: BLE001 - a stage must never kill the stream
+            if self.stats.record_error(stage, error):
+                log.exception("stage %r failed; the frame passes through without it", stage)
+            return None
+        finally:
+            if timed:
+                result.timings_ms[stage] = result.timings_ms.get(stage, 0.0) + (time.perf_counter() - start) * 1000
+

@@ -1,0 +1,396 @@
+"""Video files annotated frame by frame (PyAV), for the Video page and ``python -m core annotate-video``.
+
+Invariants:
+- :func:`annotate_video` either writes the whole annotated video to ``dst`` or leaves no file
+  there: it writes a temporary file beside ``dst`` and renames it only when every frame is done.
+- The output is an MP4 a browser plays: H.264 (``libx264``; MPEG-4 part 2 where the bundled
+  FFmpeg lacks it), ``yuv420p``, even dimensions (an odd last row/column is dropped), the input's
+  frame timestamps, and the input's first audio stream (copied when MP4 can hold its codec,
+  otherwise re-encoded to AAC).
+- Bad input (not a video, no video stream, damaged, too large or too long) raises
+  :class:`VideoError` with a sentence a person can act on; cancelling raises :class:`VideoCancelled`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import av
+import numpy as np
+
+from core.stream.pipeline import FramePipeline
+
+MAX_BYTES = 500 * 2**20
+MAX_SECONDS = 10 * 60
+VIDEO_SUFFIXES = ("mp4", "mov", "m4v", "mkv", "webm", "avi", "mpeg", "mpg", "ts", "3gp")
+COPIED_AUDIO_CODECS = {"aac", "mp3", "mp3float"}  # MP4 holds these and every browser plays them
+VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+Progress = Callable[[int, int], None]
+
+
+class VideoError(ValueError):
+    """An input that cannot be annotated; the message says why."""
+
+
+class VideoCancelled(Exception):
+    """The caller's cancel check said stop; no output was written."""
+
+
+def _open_input(src: Path, max_bytes: int, max_seconds: float) -> av.container.InputContainer:
+    """Open ``src`` after checking its size, that it holds a video stream, and its duration."""
+    if not src.is_file():
+        raise VideoError(f"{src}: no such file")
+    size = src.stat().st_size
+    if size > max_bytes:
+        raise VideoError(f"{src.name}: {size / 2**20:.0f} MB is larger than the {max_bytes / 2**20:.0f} MB limit")
+    try:
+        container = av.open(str(src))
+    except (av.FFmpegError, UnicodeDecodeError) as error:
+        raise VideoError(f"{src.name}: not a readable video ({error})") from error
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{src.name}: the file has no video stream")
+    seconds = _duration_s(container)
+    if seconds is not None and seconds > max_seconds:
+        container.close()
+        raise VideoError(f"{src.name}: {seconds:.0f} s is longer than the {max_seconds:.0f} s limit; trim it first")
+    return container
+
+
+def _duration_s(container: av.container.InputContainer) -> float | None:
+    stream = container.streams.video[0]
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _frame_rate(stream: av.VideoStream) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate else Fraction(25)
+
+
+def _expected_frames(container: av.container.InputContainer) -> int:
+    """The container's frame count, or duration x frame rate when it does not say (0: unknown)."""
+    stream = container.streams.video[0]
+    if stream.frames:
+        return int(stream.frames)
+    seconds = _duration_s(container)
+    return int(round(seconds * _frame_rate(stream))) if seconds else 0
+
+
+@dataclass
+class _Writer:
+    """The output container and its streams, set up from the input's first video frame."""
+
+    container: av.container.OutputContainer
+    video: av.VideoStream
+    audio: av.AudioStream | None
+    audio_copied: bool
+    resampler: av.AudioResampler | None
+
+
+def _open_output(path: Path, video_in: av.VideoStream, audio_in: av.AudioStream | None, width: int, height: int) -> _Writer:
+    container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+    video = container.add_stream(VIDEO_CODEC, rate=_frame_rate(video_in))
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    video.codec_context.time_base = video_in.time_base or Fraction(1, 90_000)
+    if VIDEO_CODEC == "libx264":
+        video.options = {"crf": "21", "preset": "veryfast"}
+    else:
+        video.bit_rate = 4_000_000
+    audio, copied, resampler = None, False, None
+    if audio_in is not None:
+        if audio_in.codec_context.name in COPIED_AUDIO_CODECS:
+            audio, copied = container.add_stream_from_template(audio_in), True
+        else:
+            rate = audio_in.codec_context.sample_rate or 48_000
+            layout = "mono" if audio_in.codec_context.channels == 1 else "stereo"
+            audio = container.add_stream("aac", rate=rate)
+            audio.layout = layout
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    return _Writer(container, video, audio, copied, resampler)
+
+
+def upright(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as a BGR array, turned as the video's rotation metadata (phones) says to show it."""
+    image = frame.to_ndarray(format="bgr24")
+    quarter_turns = int(round((frame.rotation or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
+
+
+def annotate_video(
+    src: str | Path,
+    dst: str | Path,
+    pipeline: FramePipeline,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    max_bytes: int = MAX_BYTES,
+    max_seconds: float = MAX_SECONDS,
+) -> dict[str, Any]:
+    """Annotate every frame of ``src`` with ``pipeline`` into the MP4 ``dst``; returns a summary.
+
+    ``progress(done_frames, total_frames)`` is called after each frame (``total_frames`` is the
+    container's count or estimate, never below ``done_frames``; the last call has them equal).
+    ``cancelled()`` is checked before each frame.
+    """
+    src, dst = Path(src), Path(dst)
+    container = _open_input(src, max_bytes, max_seconds)
+    fd, name = tempfile.mkstemp(prefix=f".{dst.stem}-", suffix=".partial.mp4", dir=dst.parent)
+    os.close(fd)
+    partial = Path(name)
+    try:
+        summary = _transcode(container, src, partial, pipeline, progress, cancelled, max_seconds)
+        partial.replace(dst)
+    except av.FFmpegError as error:
+        raise VideoError(f"{src.name}: the video is damaged or truncated ({error})") from error
+    finally:
+        container.close()
+        partial.unlink(missing_ok=True)
+    return {"input": str(src), "output": str(dst), **summary}
+
+
+def _transcode(
+    container: av.container.InputContainer,
+    src: Path,
+    dst: Path,
+    pipeline: FramePipeline,
+    progress: Progress | None,
+    cancelled: Callable[[], bool] | None,
+    max_seconds: float,
+) -> dict[str, Any]:
+    video_in = container.streams.video[0]
+    rate = _frame_rate(video_in)
+    audio_in = container.streams.audio[0] if container.streams.audio else None
+    video_in.thread_type = "AUTO"
+    expected = _expected_frames(container)
+    writer: _Writer | None = None
+    done, last_pts = 0, None
+    first_time: float | None = None
+    last_time: float | None = None
+    early_audio: list[av.Packet] = []  # audio demuxed before the first video frame set the output up
+    tracks: set[int] = set()
+    names: set[str] = set()
+    streams = [video_in] + ([audio_in] if audio_in is not None else [])
+    try:
+        for packet in container.demux(*streams):
+            if packet.stream.type == "audio":
+                if writer is None:
+                    early_audio.append(packet)
+                else:
+                    _write_audio(writer, packet)
+                continue
+            for frame in packet.decode():
+                if cancelled is not None and cancelled():
+                    raise VideoCancelled(f"{src.name}: cancelled after {done} frames")
+                if frame.time is not None:
+                    first_time = frame.time if first_time is None else first_time
+                    last_time = frame.time
+                position = last_time - first_time if frame.time is not None else done / float(rate)
+                if position > max_seconds:  # headers without a duration (raw streams) are checked here
+                    raise VideoError(f"{src.name}: longer than the {max_seconds:.0f} s limit; trim it first")
+                image = upright(frame)
+                height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+                if writer is None:
+                    if width == 0 or height == 0:
+                        raise VideoError(f"{src.name}: the video frames are empty")
+                    writer = _open_output(dst, video_in, audio_in, width, height)
+                    for early in early_audio:
+                        _write_audio(writer, early)
+                    early_audio.clear()
+                annotated, result = pipeline.annotate(image[:height, :width])
+                tracks.update(face.track_id for face in result.faces if face.track_id is not None)
+                names.update(face.name for face in result.faces if face.name)
+                last_pts = _write_video(writer, annotated, frame, last_pts, done)
+                done += 1
+                if progress is not None:
+                    progress(done, max(expected, done))
+        if writer is None:
+            raise VideoError(f"{src.name}: no video frame could be decoded")
+        _check_complete(container, src, first_time, last_time)
+        for packet in writer.video.encode(None):
+            writer.container.mux(packet)
+        if writer.resampler is not None:
+            _encode_audio(writer, None)
+    finally:
+        if writer is not None:
+            writer.container.close()
+    if progress is not None:
+        progress(done, done)
+    return {
+        "frames": done,
+        "seconds": round(done / float(rate), 3),
+        "fps": round(float(rate), 3),
+        "width": writer.video.width,
+        "height": writer.video.height,
+        "video_codec": VIDEO_CODEC,
+        "audio": None if writer.audio is None else ("copied" if writer.audio_copied else "aac"),
+        "faces_seen": len(tracks) if pipeline.config.tracking else None,  # distinct face tracks
+        "names_seen": sorted(names),
+        "errors": pipeline.stats.snapshot()["errors"],
+    }
+
+
+def _check_complete(container: av.container.InputContainer, src: Path, first: float | None, last: float | None) -> None:
+    """Raise :class:`VideoError` when the frames stop well before the duration the header announces."""
+    announced = _duration_s(container)
+    if announced is None or first is None or last is None:
+        return
+    frame_s = 1 / float(_frame_rate(container.streams.video[0]))
+    decoded = last - first + frame_s
+    if decoded < announced - max(1.0, 0.1 * announced):
+        raise VideoError(
+            f"{src.name}: the video stops after {decoded:.1f} s of the {announced:.1f} s its header announces;"
+            " the file is truncated (was the upload or copy interrupted?)"
+        )
+
+
+def _write_video(writer: _Writer, image: np.ndarray, source: av.VideoFrame, last_pts: int | None, index: int) -> int:
+    """Encode ``image`` at the source frame's timestamp (kept strictly increasing); returns its pts."""
+    time_base = writer.video.codec_context.time_base
+    pts = source.pts
+    if pts is None:
+        pts = int(index / (Fraction(writer.video.codec_context.framerate or 25) * time_base))
+    if last_pts is not None and pts <= last_pts:
+        pts = last_pts + 1
+    out = av.VideoFrame.from_ndarray(image, format="bgr24")
+    out.pts, out.time_base = pts, time_base
+    for packet in writer.video.encode(out.reformat(format="yuv420p")):
+        writer.container.mux(packet)
+    return pts
+
+
+def _write_audio(writer: _Writer, packet: av.Packet) -> None:
+    if writer.audio_copied:
+        if packet.dts is not None:
+            packet.stream = writer.audio
+            writer.container.mux(packet)
+        return
+    for frame in packet.decode():
+        _encode_audio(writer, frame)
+
+
+def _encode_audio(writer: _Writer, frame: av.AudioFrame | None) -> None:
+    """Resample to the AAC encoder's format and encode; ``None`` flushes both."""
+    for resampled in writer.resampler.resample(frame):
+        resampled.pts = None  # the encoder numbers samples itself, gap-free
+        for packet in writer.audio.encode(resampled):
+            writer.container.mux(packet)
+    if frame is None:
+        for packet in writer.audio.encode(None):
+            writer.container.mux(packet)
+
+
+@dataclass
+class VideoJob:
+    """One :func:`annotate_video` run in a background thread, readable from any thread.
+
+    The UI polls :meth:`state`; ``status`` goes from "running" to exactly one of "done"
+    (``result`` set), "cancelled" (also when it fails after being cancelled: its files were
+    removed under it) or "failed" (``error`` set, a sentence).
+    """
+
+    src: Path
+    dst: Path
+    pipeline: FramePipeline
+    done_frames: int = 0
+    total_frames: int = 0
+    status: str = "running"
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def start(self) -> VideoJob:
+        threading.Thread(target=self._run, name=f"annotate {self.src.name}", daemon=True).start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def state(self) -> dict[str, Any]:
+        """A consistent copy of the job's fields."""
+        with self._lock:
+            return {
+                "status": self.status,
+                "done_frames": self.done_frames,
+                "total_frames": self.total_frames,
+                "result": self.result,
+                "error": self.error,
+            }
+
+    def _progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self.done_frames, self.total_frames = done, total
+
+    def _run(self) -> None:
+        try:
+            result = annotate_video(self.src, self.dst, self.pipeline, self._progress, self._cancel.is_set)
+            outcome = {"status": "done", "result": result}
+        except VideoCancelled:
+            outcome = {"status": "cancelled"}
+        except Exception as error:  # noqa: BLE001 - reported to the page, never lost in a thread
+            outcome = {"status": "cancelled"} if self._cancel.is_set() else {"status": "failed", "error": _reason(error)}
+        with self._lock:
+            for key, value in outcome.items():
+                setattr(self, key, value)
+
+
+def _reason(error: Exception) -> str:
+    return str(error) if isinstance(error, VideoError) else f"{type(error).__name__}: {error}"
+
+
+class VideoWorkspace:
+    """One browser session's video files: a private temporary folder holding the latest run.
+
+    Starting a run cancels the previous one and deletes its files. The folder is removed, and a
+    running job cancelled, by :meth:`close`, when the workspace is garbage-collected (its
+    session's state is dropped), or when the process exits, whichever comes first.
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="vision-lab-video-"))
+        self.job: VideoJob | None = None
+        self.upload_name = ""  # the latest run's file name as the user gave it
+        self._jobs: list[VideoJob] = []  # shared with the finalizer, which must not hold self
+        self._runs = 0
+        self._finalizer = weakref.finalize(self, _close_workspace, self.folder, self._jobs)
+
+    def start(self, upload_name: str, upload: BinaryIO, pipeline: FramePipeline) -> VideoJob:
+        """Save ``upload`` and start annotating it into ``annotated.mp4`` beside it."""
+        for job in self._jobs:
+            job.cancel()
+        self._jobs.clear()
+        for old in self.folder.iterdir():
+            shutil.rmtree(old, ignore_errors=True)
+        self._runs += 1
+        run = self.folder / f"run-{self._runs}"
+        run.mkdir()
+        suffix = Path(upload_name).suffix.lower()
+        source = run / f"input{suffix if suffix.lstrip('.') in VIDEO_SUFFIXES else ''}"
+        with open(source, "wb") as out:
+            shutil.copyfileobj(upload, out, length=2**20)
+        self.upload_name = upload_name
+        self.job = VideoJob(source, run / "annotated.mp4", pipeline)
+        self._jobs.append(self.job)
+        return self.job.start()
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _close_workspace(folder: Path, jobs: list[VideoJob]) -> None:
+    for job in jobs:
+        job.cancel()
+    shutil.rmtree(folder, ignore_errors=True)

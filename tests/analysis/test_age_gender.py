@@ -1,0 +1,142 @@
+import cv2
+import numpy as np
+import pytest
+
+from core.analysis.age_gender import (
+    AGE_CHIP,
+    AgeGenderModel,
+    AgeGenderProcessor,
+    Estimate,
+    TrackSmoother,
+    face_chip,
+    shape_from_landmarks,
+)
+from core.analysis.detect import get_detector
+from core.analysis.landmarks import face_landmarks, shape_5
+from core.analysis.processors import processor_specs
+from core.faces import Box, Face, FrameResult
+from core.stream.pipeline import FramePipeline, PipelineConfig
+from tests.conftest import paste
+
+
+@pytest.fixture(scope="module")
+def model() -> AgeGenderModel:
+    return AgeGenderModel()
+
+
+def centred(photo) -> tuple[np.ndarray, Box]:
+    """A 400x400 canvas with ``photo`` (200 px) in the middle, and its largest HOG face box."""
+    canvas = np.full((400, 400, 3), 110, np.uint8)
+    paste(canvas, photo, 100, 100, 200)
+    return canvas, max(get_detector("hog")(canvas), key=lambda box: box.area)
+
+
+def rotate(canvas: np.ndarray, box: Box, degrees: float) -> tuple[np.ndarray, Box]:
+    """``canvas`` turned about its centre (OpenCV: positive = counter-clockwise on screen) and the
+    face box moved with it, axis-aligned and of the same size, as a detector would report it."""
+    matrix = cv2.getRotationMatrix2D((200, 200), degrees, 1.0)
+    x, y = matrix @ np.array([(box.left + box.right) / 2, (box.top + box.bottom) / 2, 1.0])
+    half_w, half_h = box.width / 2, box.height / 2
+    moved = Box(round(y - half_h), round(x + half_w), round(y + half_h), round(x - half_w))
+    return cv2.warpAffine(canvas, matrix, (400, 400), borderMode=cv2.BORDER_REPLICATE), moved
+
+
+@pytest.mark.parametrize("degrees", [30, -30])
+def test_a_face_rotated_30_degrees_reads_as_the_upright_one(model, face_photos, degrees):
+    for photo in face_photos[:8]:
+        canvas, box = centred(photo)
+        upright = model.estimate(canvas, [Face(box)])[0]
+        image, moved = rotate(canvas, box, degrees)
+        tilted = model.estimate(image, [Face(moved)])[0]
+        assert (tilted.male_probability >= 0.5) == (upright.male_probability >= 0.5), photo
+        assert abs(tilted.age - upright.age) <= 5, photo
+        assert tilted.angle - upright.angle == pytest.approx(-degrees, abs=8), photo
+
+
+def test_the_chip_is_de_rotated(face_photos):
+    canvas, box = centred(face_photos[5])
+    upright = Face(box)
+    face_landmarks(canvas, upright)
+    reference = face_chip(canvas, shape_from_landmarks(upright), AGE_CHIP)
+    image, moved = rotate(canvas, box, 30)
+    face = Face(moved)
+    face_landmarks(image, face)
+    straight = face_chip(image, shape_from_landmarks(face), AGE_CHIP)
+    tilted = face_chip(image, shape_from_landmarks(face), AGE_CHIP, upright=False)
+
+    def difference(chip):
+        return float(np.mean(np.abs(chip.astype(float) - reference.astype(float))))
+
+    assert straight.shape == (AGE_CHIP, AGE_CHIP, 3)
+    assert difference(straight) < difference(tilted) / 2
+
+
+def test_landmarks_are_reused_not_predicted_again(two_face_frame):
+    box = get_detector("hog")(two_face_frame)[0]
+    face = Face(box)
+    face_landmarks(two_face_frame, face)
+    rebuilt = shape_from_landmarks(face)
+    predicted = shape_5(two_face_frame, face)
+    assert [(p.x, p.y) for p in rebuilt.parts()] == [(p.x, p.y) for p in predicted.parts()]
+
+
+def test_smoother_averages_readings_per_track_and_forgets_old_tracks():
+    smoother = TrackSmoother(window=4)
+    assert smoother.update(1, Estimate(30.0, 1.0, 5.0))[:3] == (30.0, 1.0, 5.0)
+    assert smoother.update(1, Estimate(40.0, 0.0, -5.0))[:3] == (35.0, 0.5, -5.0)  # the angle is the last one
+    assert smoother.update(2, Estimate(60.0, 0.2, 0.0))[:2] == (60.0, pytest.approx(0.2))
+    for _ in range(20):  # a long run of one reading converges to it, without flicker
+        reading = smoother.update(1, Estimate(50.0, 0.0, 0.0))
+    assert reading.age == pytest.approx(50.0, abs=0.1) and reading.male_probability == pytest.approx(0.0, abs=0.01)
+    assert smoother.current(1).readings == 22
+    forgetful = TrackSmoother(forget_after_s=0.0)
+    forgetful.update(7, Estimate(30.0, 1.0, 0.0))
+    assert forgetful.current(7) is None
+
+
+class CountingModel:
+    """Wraps the real model, counting the faces it is asked to read."""
+
+    def __init__(self, model: AgeGenderModel) -> None:
+        self.model = model
+        self.reads: list[int] = []
+
+    def estimate(self, frame_bgr, faces, **options):
+        self.reads.append(len(faces))
+        return self.model.estimate(frame_bgr, faces, **options)
+
+
+def test_processor_fills_every_face_reads_new_tracks_at_once_and_then_one_per_frame(model, two_face_frame):
+    processor = AgeGenderProcessor(settle=2, refresh_s=0.0, model=CountingModel(model))
+    pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
+    results = [pipeline.process(two_face_frame) for _ in range(5)]
+    assert processor.model.reads == [2, 2, 1, 1, 1]
+    for result in results:
+        assert len(result.faces) == 2 and not pipeline.stats.snapshot()["errors"]
+        for face in result.faces:
+            record = face.to_json()
+            assert record["gender"] in {"male", "female"} and 0.5 <= record["gender_confidence"] <= 1
+            assert 0 < record["age"] < 100 and abs(record["angle"]) < 20
+    # the stream's labels do not flicker: the same face keeps its reading
+    assert [f.age for f in results[-1].faces] == pytest.approx([f.age for f in results[0].faces], abs=0.5)
+
+
+def test_settled_tracks_are_not_read_again_before_refresh_s(model, two_face_frame):
+    processor = AgeGenderProcessor(settle=2, refresh_s=60.0, model=CountingModel(model))
+    pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
+    results = [pipeline.process(two_face_frame) for _ in range(4)]
+    assert processor.model.reads == [2, 2]
+    assert all(face.age is not None and face.angle is not None for face in results[-1].faces)
+
+
+def test_still_images_are_read_afresh_every_time(model, two_face_frame):
+    processor = AgeGenderProcessor(settle=2, model=CountingModel(model))
+    pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,), tracking=False))
+    first, second = pipeline.process(two_face_frame), pipeline.process(two_face_frame)
+    assert processor.model.reads == [2, 2]
+    assert [f.age for f in first.faces] == [f.age for f in second.faces]
+    assert all(f.track_id is None for f in first.faces)
+
+
+def test_the_age_gender_processor_is_in_the_catalogue():
+    assert "age_gender" in [spec.name for spec in processor_specs()]

@@ -1,0 +1,228 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.faces import Box
+from core.store.sqlite import SCHEMA, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
+from tests.conftest import REPO
+
+
+def photo(marker: bytes = b"", seed: int = 0, size: int = 64) -> NewPhoto:
+    """A stored-photo record with recognisable thumbnail bytes (the gallery does not decode them)."""
+    rng = np.random.default_rng(seed)
+    return NewPhoto(f"photo{seed}.jpg", Box(10, 60, 60, 10), marker + rng.bytes(size), rng.normal(size=128), "dlib")
+
+
+@pytest.fixture
+def gallery(tmp_path):
+    with Gallery(tmp_path / "gallery.sqlite3") as g:
+        yield g
+
+
+BAD_NAMES = ["", "   ", "x" * 500, "../etc/passwd", "a/b", "<script>alert(1)</script>", "**bold**", "[link](http://x)",
+             "`code`", "# title", "tab\there", "new\nline", "nul\x00"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_names_are_refused_and_nothing_is_written(gallery, name):
+    version = gallery.version()
+    with pytest.raises(GalleryError):
+        gallery.add_photos(name, [photo()])
+    with pytest.raises(GalleryError):
+        gallery.add_person(name)
+    assert gallery.people() == [] and gallery.version() == version
+
+
+@pytest.mark.parametrize("name", ["Ariel Sharon", "José María Aznar", "Conan O'Brien", "Jean-Luc Picard", "Dr. Who, Jr.", "李小龙"])
+def test_ordinary_names_are_accepted_as_given(name):
+    assert validate_name(f"  {name} ") == name
+
+
+def test_photos_are_added_renamed_and_read_back(gallery):
+    first = photo(b"A", 1)
+    gallery.add_photos("Ada", [first, photo(b"B", 2)])
+    gallery.add_photos("ada", [photo(b"C", 3)])  # names compare ignoring case: same person
+    assert [(p.name, p.photos) for p in gallery.people()] == [("Ada", 3)]
+    stored = gallery.photos("Ada")
+    assert [p.thumbnail_jpeg for p in stored][0] == first.thumbnail_jpeg and stored[0].box == first.box
+    encodings = gallery.encodings()
+    assert encodings.names == ("Ada",) * 3
+    np.testing.assert_array_equal(encodings.matrix[0], first.encoding)
+    gallery.rename("Ada", "Ada Lovelace")
+    assert [p.name for p in gallery.people()] == ["Ada Lovelace"]
+    gallery.add_person("Bob")
+    with pytest.raises(GalleryError, match="already"):
+        gallery.rename("Bob", "ada lovelace")
+
+
+def test_a_failure_inside_a_write_leaves_no_half_person(gallery):
+    broken = NewPhoto("broken.jpg", Box("x", 1, 1, 0), b"jpeg", np.zeros(128), "dlib")  # fails after the person row
+    with pytest.raises(ValueError):
+        gallery.add_photos("Half", [photo(), broken])
+    assert gallery.people() == [] and gallery.encodings().matrix.shape == (0, 128)
+    with pytest.raises(GalleryError, match="encoding"):
+        gallery.add_photos("Half", [NewPhoto("nan.jpg", Box(0, 1, 1, 0), b"jpeg", np.full(128, np.nan), "dlib")])
+    assert gallery.people() == []
+
+
+def test_forget_removes_every_photo_and_encoding_from_the_file(tmp_path):
+    path = tmp_path / "gallery.sqlite3"
+    marker = b"THUMBNAIL-OF-CAROL-" * 4
+    with Gallery(path) as gallery:
+        kept = photo(b"KEEP", 9)
+        gallery.add_photos("Dave", [kept])
+        gallery.add_photos("Carol", [photo(marker, 1), photo(marker, 2)])
+        carol_encoding = gallery.encodings().matrix[1].astype("<f8").tobytes()
+        assert gallery.forget("carol") == 2
+        assert [p.name for p in gallery.people()] == ["Dave"]
+        with pytest.raises(GalleryError):
+            gallery.photos("Carol")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM photos").fetchone() == (1,)
+        assert db.execute("SELECT COUNT(*) FROM people").fetchone() == (1,)
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert marker not in raw and carol_encoding not in raw  # secure_delete: the bytes are gone
+    assert kept.thumbnail_jpeg in raw
+
+
+def test_version_follows_changes_made_through_another_connection(tmp_path):
+    with Gallery(tmp_path / "g.sqlite3") as reader, Gallery(tmp_path / "g.sqlite3") as writer:
+        before = reader.version()
+        writer.add_photos("Eve", [photo()])
+        assert reader.version() > before
+        assert reader.encodings().names == ("Eve",)
+
+
+@pytest.mark.parametrize("shared_instance", [True, False])
+def test_two_threads_enrolling_at_once_both_succeed(tmp_path, shared_instance):
+    path = tmp_path / "gallery.sqlite3"
+    shared = Gallery(path)
+    errors = []
+
+    def enroll_many(prefix: str) -> None:
+        gallery = shared if shared_instance else Gallery(path)
+        try:
+            for i in range(15):
+                gallery.add_photos(f"{prefix} {i}", [photo(seed=i), photo(seed=i + 100), photo(seed=i + 200)])
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=enroll_many, args=(prefix,)) for prefix in ("Left", "Right")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    people = shared.people()
+    assert len(people) == 30 and all(p.photos == 3 for p in people)
+    shared.close()
+
+
+ENROLL_FOREVER = """
+import sys
+import numpy as np
+from core.faces import Box
+from core.store.sqlite import Gallery, NewPhoto
+gallery = Gallery(sys.argv[1])
+rng = np.random.default_rng(0)
+i = 0
+while True:
+    photos = [NewPhoto(f"{k}.jpg", Box(0, 9, 9, 0), rng.bytes(300_000), rng.normal(size=128), "dlib") for k in range(4)]
+    gallery.add_photos(f"Person {i}", photos)
+    i += 1
+"""
+
+
+def test_the_gallery_survives_a_process_killed_mid_enrollment(tmp_path):
+    path = tmp_path / "gallery.sqlite3"
+    Gallery(path).close()
+    process = subprocess.Popen([sys.executable, "-c", ENROLL_FOREVER, str(path)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        with Gallery(path) as watcher:
+            deadline = time.monotonic() + 60
+            while len(watcher.people()) < 5 and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.05)
+        assert process.poll() is None, "the enrolling process died on its own"
+        time.sleep(0.137)  # somewhere inside a later enrollment
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    with Gallery(path) as gallery:
+        people = gallery.people()
+        assert len(people) >= 5
+        assert all(p.photos == 4 for p in people), [(p.name, p.photos) for p in people]
+        assert gallery.encodings().matrix.shape == (4 * len(people), 128)
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_default_location_follows_the_setting_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("VISION_LAB_GALLERY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_gallery_path() == tmp_path / "data" / "vision-lab" / "gallery.sqlite3"
+    monkeypatch.setenv("VISION_LAB_GALLERY", str(tmp_path / "mine.sqlite3"))
+    assert default_gallery_path() == tmp_path / "mine.sqlite3"
+
+
+def test_a_file_that_is_not_a_gallery_is_refused_with_a_message(tmp_path):
+    path = tmp_path / "notes.sqlite3"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(GalleryError, match="not a usable gallery"):
+        Gallery(path)
+    assert path.read_bytes().startswith(b"these are my notes")
+
+
+def test_settings_are_stored_and_version_is_protected(gallery):
+    gallery.set_setting("tolerance", "0.55")
+    assert gallery.setting("tolerance") == "0.55"
+    with pytest.raises(GalleryError):
+        gallery.set_setting("version", "0")
+
+
+def test_deleting_one_photo_keeps_the_person(gallery):
+    gallery.add_photos("Fay", [photo(seed=1), photo(seed=2)])
+    first = gallery.photos("Fay")[0]
+    gallery.delete_photo(first.id)
+    assert [p.photos for p in gallery.people()] == [1]
+    with pytest.raises(GalleryError):
+        gallery.delete_photo(first.id)
+
+
+def test_folders_are_refused_as_gallery_files(tmp_path):
+    with pytest.raises(GalleryError, match="folder"):
+        Gallery(tmp_path)
+    assert isinstance(default_gallery_path(), Path)
+
+
+def test_a_gallery_written_before_encoders_were_recorded_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old_schema = SCHEMA.replace("    encoder TEXT NOT NULL DEFAULT 'dlib',\n", "")
+    assert "encoder" not in old_schema
+    with sqlite3.connect(path) as db:
+        db.executescript(old_schema)
+        db.execute("INSERT INTO people(name, created) VALUES ('Old Friend', 0)")
+        db.execute("INSERT INTO photos(person_id, source, box, thumbnail, encoding, created) VALUES (1, 'a.jpg', '[0,1,1,0]', x'ffd8', ?, 0)",
+                   (np.arange(128, dtype="<f8").tobytes(),))  # fmt: skip
+    with Gallery(path) as gallery:
+        assert gallery.encoder_counts() == {"dlib": 1}
+        assert gallery.encodings("dlib").names == ("Old Friend",) and gallery.encodings("sface").names == ()
+        np.testing.assert_array_equal(gallery.encodings("dlib").matrix[0], np.arange(128))
+        (photo,) = gallery.photos("Old Friend")
+        gallery.replace_encodings({photo.id: np.ones(128)}, "sface")
+        assert gallery.encoder_counts() == {"sface": 1}
+        with pytest.raises(GalleryError):
+            gallery.replace_encodings({photo.id: np.full(128, np.nan)}, "sface")
+        with pytest.raises(GalleryError):
+            gallery.replace_encodings({photo.id + 1: np.ones(128)}, "sface")
+    with Gallery(path) as reopened:  # opening an upgraded file again changes nothing
+        assert reopened.encoder_counts() == {"sface": 1}

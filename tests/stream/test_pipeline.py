@@ -1,0 +1,175 @@
+import logging
+import threading
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from core.faces import Box, Face, FrameResult, Processor
+from core.stream.live import LiveStream
+from core.stream.pipeline import FaceTracker, FramePipeline, PipelineConfig
+
+
+class Exploding(Processor):
+    name = "exploding"
+    label = "Always fails"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def process(self, frame_bgr, result):
+        self.calls += 1
+        raise RuntimeError("boom")
+
+
+class Naming(Processor):
+    name = "naming"
+    label = "Names every face"
+
+    def process(self, frame_bgr, result):
+        for i, face in enumerate(result.faces):
+            face.name = f"person {i}"
+
+
+class FrameLabel(Processor):
+    name = "frame_label"
+    label = "A frame-level label"
+    needs_faces = False
+
+    def process(self, frame_bgr, result):
+        result.labels.append(("grey wall", 0.9))
+
+
+def test_detects_tracks_and_draws_two_real_faces(two_face_frame):
+    pipeline = FramePipeline(PipelineConfig(detector="haar"))
+    annotated, result = pipeline.annotate(two_face_frame)
+    assert len(result.faces) == 2
+    first, second = (f.track_id for f in result.faces)
+    assert first is not None and second is not None and first != second
+    _, again = pipeline.annotate(two_face_frame)
+    assert [f.track_id for f in again.faces] == [first, second]  # same faces, same tracks
+    _, other_stream = FramePipeline(PipelineConfig(detector="haar")).annotate(two_face_frame)
+    assert not {f.track_id for f in other_stream.faces} & {first, second}  # ids unique across streams
+    assert annotated.shape == two_face_frame.shape and annotated.dtype == np.uint8
+    assert not np.array_equal(annotated, two_face_frame)  # boxes were drawn
+    assert np.array_equal(two_face_frame, two_face_frame.copy())  # and the input is untouched
+    assert set(result.timings_ms) == {"detect", "draw"}
+
+
+def test_a_failing_processor_lets_the_frame_through_and_is_reported_once(two_face_frame, caplog):
+    exploding = Exploding()
+    pipeline = FramePipeline(PipelineConfig(detector="haar", processors=(exploding, Naming())))
+    reference, _ = FramePipeline(PipelineConfig(detector="haar", processors=(Naming(),))).annotate(two_face_frame)
+    with caplog.at_level(logging.ERROR, logger="core.stream.pipeline"):
+        for _ in range(3):
+            annotated, result = pipeline.annotate(two_face_frame)
+    assert exploding.calls == 3
+    assert [f.name for f in result.faces] == ["person 0", "person 1"]  # later processors still ran
+    assert np.array_equal(annotated, reference)
+    errors = pipeline.stats.snapshot()["errors"]
+    assert errors == {"exploding": "RuntimeError: boom"}
+    assert sum("exploding" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_failing_detector_leaves_the_frame_unannotated(two_face_frame, monkeypatch):
+    def broken(name):
+        raise OSError("cascade file gone")
+
+    monkeypatch.setattr("core.stream.pipeline.get_detector", broken)
+    pipeline = FramePipeline(PipelineConfig(detector="haar", processors=(Naming(),)))
+    annotated, result = pipeline.annotate(two_face_frame)
+    assert result.faces == []
+    assert np.array_equal(annotated, two_face_frame)
+    assert "detect" in pipeline.stats.snapshot()["errors"]
+
+
+def test_face_processors_are_skipped_without_faces_frame_processors_are_not():
+    exploding = Exploding()
+    pipeline = FramePipeline(PipelineConfig(detector="haar", processors=(exploding, FrameLabel())))
+    _, result = pipeline.annotate(np.zeros((480, 640, 3), np.uint8))
+    assert exploding.calls == 0
+    assert result.labels == [("grey wall", 0.9)]
+
+
+def test_configuration_switches_between_frames_from_another_thread(two_face_frame):
+    pipeline = FramePipeline(PipelineConfig(detector="haar"))
+    stop = threading.Event()
+    counts: list[int] = []
+
+    def frames():
+        while not stop.is_set():
+            counts.append(len(pipeline.annotate(two_face_frame)[1].faces))
+
+    worker = threading.Thread(target=frames)
+    worker.start()
+    try:
+        for detector in ["hog", None, "haar", None]:
+            pipeline.configure(PipelineConfig(detector=detector))
+            time.sleep(0.2)
+    finally:
+        pipeline.configure(PipelineConfig(detector=None))
+        stop.set()
+        worker.join(timeout=30)
+    assert not pipeline.stats.snapshot()["errors"]
+    assert set(counts) == {0, 2}  # both configurations took effect, no frame saw a half-made one
+    assert len(pipeline.annotate(two_face_frame)[1].faces) == 0
+
+
+def test_stats_report_fps_faces_and_stage_times(two_face_frame):
+    pipeline = FramePipeline(PipelineConfig(detector="haar"))
+    for _ in range(5):
+        pipeline.annotate(two_face_frame)
+    stats = pipeline.stats.snapshot()
+    assert stats["fps"] > 0 and stats["faces"] == 2 and stats["frames_total"] == 5
+    assert stats["frame_ms"] > 0 and set(stats["stage_ms"]) == {"detect", "draw"}
+
+
+def test_tracker_keeps_ids_of_moving_faces_and_forgets_lost_ones():
+    tracker = FaceTracker(min_iou=0.3, max_missed=2)
+    a, b = Face(Box(100, 200, 200, 100)), Face(Box(100, 500, 200, 400))
+    tracker.update([a, b])
+    moved = [Face(Box(105, 505, 205, 405)), Face(Box(104, 206, 204, 106))]
+    tracker.update(moved)
+    assert [f.track_id for f in moved] == [b.track_id, a.track_id]
+    for _ in range(3):
+        tracker.update([])
+    back = [Face(Box(100, 200, 200, 100))]
+    tracker.update(back)
+    assert back[0].track_id not in (a.track_id, b.track_id)
+
+
+def test_still_images_are_not_tracked(two_face_frame):
+    pipeline = FramePipeline(PipelineConfig(detector="haar", tracking=False))
+    assert [f.track_id for f in pipeline.process(two_face_frame).faces] == [None, None]
+
+
+def test_live_stream_callback_annotates_av_frames_and_keeps_timing(two_face_frame):
+    live = LiveStream()
+    frame = av.VideoFrame.from_ndarray(two_face_frame, format="bgr24")
+    frame.pts, frame.time_base = 3000, Fraction(1, 90000)
+    out = live.video_frame_callback(frame)
+    assert (out.width, out.height, out.pts, out.time_base) == (640, 480, 3000, frame.time_base)
+    assert live.stats.snapshot()["faces"] == 2
+    live.configure(PipelineConfig(detector=None))
+    plain = live.video_frame_callback(frame).to_ndarray(format="bgr24")
+    assert np.array_equal(plain, two_face_frame)
+
+
+def test_face_json_follows_the_cli_contract():
+    face = Face(Box(1, 20, 30, 2), keypoints={"nose_tip": (10.04, 12.0)}, age=31.26, gender="female")
+    data = face.to_json()
+    assert data["box"] == [1, 20, 30, 2]
+    assert data["keypoints"] == {"nose_tip": [10.0, 12.0]}
+    assert data["age"] == 31.3 and data["gender"] == "female" and data["name"] is None
+    assert FrameResult().faces == []
+
+
+@pytest.mark.parametrize("box,other,expected", [
+    (Box(0, 10, 10, 0), Box(0, 10, 10, 0), 1.0),
+    (Box(0, 10, 10, 0), Box(0, 20, 10, 10), 0.0),
+    (Box(0, 10, 10, 0), Box(0, 15, 10, 5), 50 / 150),
+])
+def test_box_iou(box, other, expected):
+    assert box.iou(other) == pytest.approx(expected)
