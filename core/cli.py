@@ -285,12 +285,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.analysis.detect import DEFAULT_DETECTOR, DETECTORS  # OpenCV only: the parser stays quick
+
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     analyze = commands.add_parser("analyze", help="detect and describe the faces in images (JSON Lines)")
     analyze.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
-    analyze.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
+    analyze.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {', '.join(DETECTORS)} (default: {DEFAULT_DETECTOR})")
     analyze.add_argument("--gallery", metavar="DB", help="gallery for recognition (default: the app's gallery)")
     analyze.set_defaults(run=cmd_analyze)
 
@@ -301,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "--processors", default="recognition", help="comma-separated processors in the catalogue (default: recognition; '' for boxes only)"
     )
-    video.add_argument("--detector", default="haar", help="face detector: haar (default), hog or cnn")
+    video.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {', '.join(DETECTORS)} (default: {DEFAULT_DETECTOR})")
     video.set_defaults(run=cmd_annotate_video)
 
     default_data, default_weights = str(SHARED_DATA / "facial_keypoints"), str(WEIGHTS_DIR / "keypoints.keras")

@@ -68,13 +68,20 @@ class Box(NamedTuple):
         return inter.area / union if union else 0.0
 
 
+Landmarks = dict[str, list[tuple[float, float]]]
+"""Named facial points in frame pixels, (x, y), the image's point of view (``left_eye`` is on the
+image's left). Always ``left_eye``, ``right_eye`` and ``nose_tip``; YuNet gives one point for each
+(the eye centres) and ``mouth_corners``; dlib's five-point predictor two eye corners per eye."""
+
+
 @dataclass
 class Face:
     """One face in one frame; ``box`` is always set, every other field is filled by a processor."""
 
     box: Box
+    detector: str | None = None  # the detector that found it (its box geometry differs by detector)
     track_id: int | None = None
-    landmarks: dict[str, list[tuple[int, int]]] | None = None
+    landmarks: Landmarks | None = None
     keypoints: dict[str, tuple[float, float]] | None = None
     encoding: np.ndarray | None = None
     name: str | None = None

@@ -6,6 +6,7 @@ home page and ``python -m core models`` answer in milliseconds.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 from dataclasses import asdict, dataclass
@@ -15,6 +16,19 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = REPO_ROOT / "weights"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # examples and benchmark data, when present
+
+
+def settle_after_loading() -> None:
+    """Call once a model is loaded for the life of the process: collects what loading left behind,
+    then moves every object alive into the collector's permanent generation (``gc.freeze``).
+
+    A model and its framework are hundreds of thousands of Python objects; without this every full
+    collection (Python's own, or a server's housekeeping) walks them all, ~0.2 s holding the GIL,
+    stalling every other thread. Frozen objects are never collected, which is what a model kept
+    for the whole process needs.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,11 @@ from collections.abc import Collection
 
 import streamlit as st
 
-from core.analysis.detect import DETECTORS
+from core.analysis.detect import DEFAULT_DETECTOR, DETECTOR_LABELS, DETECTORS
 from core.analysis.processors import processor_specs
 from core.store.sqlite import Gallery, default_gallery_path
 
 STREAM_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
-DETECTOR_LABELS = {"haar": "Haar (fast)", "hog": "dlib HOG (steadier, slower)"}
 
 
 @st.cache_resource
@@ -19,8 +18,9 @@ def open_gallery(path: str) -> Gallery:
 
 
 def detector_radio(label: str, key: str, disabled: bool = False) -> str:
-    """The face detector for a stream: Haar or dlib HOG."""
-    return st.radio(label, STREAM_DETECTORS, format_func=DETECTOR_LABELS.get, horizontal=True, key=key, disabled=disabled)
+    """The face detector for a stream (YuNet by default, Haar or dlib HOG)."""
+    return st.radio(label, STREAM_DETECTORS, index=STREAM_DETECTORS.index(DEFAULT_DETECTOR), format_func=DETECTOR_LABELS.get,
+                    horizontal=True, key=key, disabled=disabled)
 
 
 def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list[str]:

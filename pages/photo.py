@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.analysis.detect import DETECTORS
+from core.analysis.detect import DEFAULT_DETECTOR, DETECTOR_LABELS, DETECTORS
 from core.images import ImageError, load_image
 from core.stream.photo import analysis_json, analyze_photo, face_rows, photo_pipeline
 
@@ -21,8 +21,8 @@ else:
 detector = st.radio(
     "Face detector",
     DETECTORS,
-    index=list(DETECTORS).index("hog"),
-    format_func={"haar": "Haar (fast)", "hog": "dlib HOG (finds more faces)", "cnn": "dlib CNN (most faces, seconds)"}.get,
+    index=DETECTORS.index(DEFAULT_DETECTOR),
+    format_func=DETECTOR_LABELS.get,
     horizontal=True,
 )
 if photo is None:

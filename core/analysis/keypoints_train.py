@@ -32,7 +32,6 @@ from core.analysis.keypoints import (
     KeypointModel,
     Square,
     build_model,
-    cut_crop,
     detect_points,
     kaggle_points,
     mirror_permutation,
@@ -351,7 +350,7 @@ def train(
         "history": history,
     }  # fmt: skip
     if calibrate and n_points == 68:
-        meta["box_to_square"] = {d: calibrate_box_to_square(train_set, d) for d in ("haar", "hog")}
+        meta["box_to_square"] = {d: calibrate_box_to_square(train_set, d) for d in ("yunet", "haar", "hog")}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     _save_curve(history, out.with_name(out.stem + "_curve.png"))
     return meta

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.faces import Processor
+from core.models import settle_after_loading
 
 # Modules that register processors when imported, in the order the UI lists them.
 PROCESSOR_MODULES: tuple[str, ...] = ("core.analysis.keypoints", "core.analysis.recognition", "core.analysis.age_gender", "core.analysis.objects")
@@ -66,6 +67,7 @@ def get_processor(name: str, **options: Any) -> Processor:
             if reason:
                 raise ProcessorUnavailable(f"{specs[name].label} is unavailable: {reason}")
             _instances[key] = specs[name].build(**options)
+            settle_after_loading()
         return _instances[key]
 
 

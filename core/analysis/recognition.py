@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from core.analysis import sface
-from core.analysis.landmarks import face_landmarks
+from core.analysis.landmarks import dlib_shape
 from core.analysis.processors import ProcessorSpec, register
 from core.faces import Box, Face, FrameResult, Processor
 from core.images import ImageError, load_image
@@ -110,27 +110,13 @@ def _still_detectors():
     return DlibHogDetector(max_side=1024, upsample=1), DlibCnnDetector(max_side=400, upsample=1)
 
 
-def five_point_shape(frame_bgr: np.ndarray, face: Face):
-    """dlib's ``full_object_detection`` built from ``face.landmarks`` (computed once per face and
-    shared with the other processors), in dlib's five-point order: the image's right eye (two
-    corners), its left eye, the nose."""
-    import dlib
-
-    marks = face_landmarks(frame_bgr, face)
-    points = marks["right_eye"] + marks["left_eye"] + marks["nose_tip"]
-    top, right, bottom, left = face.box
-    return dlib.full_object_detection(
-        dlib.rectangle(left, top, right, bottom), dlib.points([dlib.point(int(x), int(y)) for x, y in points])
-    )
-
-
 def encode_face(frame_bgr: np.ndarray, face: Face, encoder: str | None = None, enrolling: bool = False) -> np.ndarray:
     """The 128-d encoding of ``face`` by ``encoder`` (the active one when None), stored in
     ``face.encoding``. ``enrolling``: dlib averages :data:`ENROLL_JITTERS` jittered copies."""
     if (encoder or active_encoder()) == "sface":
         encoding = sface.shared_encoder().encode(frame_bgr, face)
     else:
-        shape = five_point_shape(frame_bgr, face)
+        shape = dlib_shape(frame_bgr, face)
         rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
         with _encoder_lock:
             encoding = np.array(_dlib_encoder().compute_face_descriptor(rgb, shape, ENROLL_JITTERS if enrolling else 0))

@@ -6,10 +6,11 @@ landmarks: eyes, nose tip, mouth corners) and SFace (128-d identity embedding of
 aligned on those landmarks). Both run through OpenCV's ``FaceDetectorYN`` / ``FaceRecognizerSF``.
 
 Invariants:
-- the face box comes from the app's own detector; YuNet only looks at that box's surroundings
-  (:data:`REGION_MARGIN` box sides around it, at most :data:`REGION_SIDE` pixels) to find the
-  landmarks of the face nearest the box centre. When it finds none (a side view, a blurred
-  face), the crop is aligned on dlib's eye centres instead, so every face gets an encoding;
+- a face found by YuNet (the default detector) is aligned on the landmarks it came with. A face
+  of another detector: YuNet looks only at that box's surroundings (:data:`REGION_MARGIN` box
+  sides around it, at most :data:`REGION_SIDE` pixels) to find the landmarks of the face nearest
+  the box centre. When it finds none (a side view, a blurred face), the crop is aligned on the
+  eye centres of the face's landmarks (dlib's) instead, so every face gets an encoding;
 - an encoding is the unit embedding divided by sqrt(2): the Euclidean distance between two
   encodings is sqrt(1 - cosine similarity), 0 for identical faces and about 0.7 for unrelated
   ones, on the same kind of scale as dlib's encodings, so one :class:`core.analysis.recognition.Matcher`
@@ -25,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.analysis.landmarks import eye_centers, face_landmarks
+from core.analysis.landmarks import eye_centers, face_landmarks, yunet_row
 from core.faces import Box, Face
 from core.models import package_dir
 
@@ -71,7 +72,9 @@ class SFaceEncoder:
     def encode(self, frame_bgr: np.ndarray, face: Face) -> np.ndarray:
         """The 128-d encoding of ``face`` (see the module's scale invariant)."""
         with self._lock:
-            row = self._landmarks(frame_bgr, face.box)
+            row = yunet_row(face)
+            if row is None:
+                row = self._landmarks(frame_bgr, face.box)
             crop = self._recognizer.alignCrop(frame_bgr, row) if row is not None else None
         if crop is None:
             crop = eye_aligned_crop(frame_bgr, face)
@@ -101,7 +104,7 @@ class SFaceEncoder:
 
 
 def eye_aligned_crop(frame_bgr: np.ndarray, face: Face) -> np.ndarray:
-    """SFace's 112x112 crop placed by the two eye centres of dlib's landmarks alone."""
+    """SFace's 112x112 crop placed by the two eye centres of the face's landmarks alone."""
     source = np.array(eye_centers(face_landmarks(frame_bgr, face)))
     source_vector, target_vector = source[1] - source[0], EYE_TEMPLATE[1] - EYE_TEMPLATE[0]
     scale = np.linalg.norm(target_vector) / max(np.linalg.norm(source_vector), 1e-6)

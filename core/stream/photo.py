@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from core.analysis.detect import DEFAULT_DETECTOR
 from core.analysis.processors import build_processors
 from core.faces import FrameResult
 from core.stream.pipeline import FramePipeline, PipelineConfig
 
 
-def photo_pipeline(detector: str = "haar", options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[FramePipeline, dict[str, str]]:
+def photo_pipeline(detector: str = DEFAULT_DETECTOR, options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[FramePipeline, dict[str, str]]:
     """A pipeline for unrelated still images (no tracking) running every processor that can run
     here; returns it with {processor name: why it cannot run} for the others."""
     processors, unavailable = build_processors(options=options)

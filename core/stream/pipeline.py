@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.analysis.detect import get_detector
+from core.analysis.detect import DEFAULT_DETECTOR, get_detector
 from core.faces import Box, Face, FrameResult, Processor
 from core.stream.draw import draw_result
 
@@ -37,7 +37,7 @@ class PipelineConfig:
     faces then have ``track_id = None``.
     """
 
-    detector: str | None = "haar"
+    detector: str | None = DEFAULT_DETECTOR
     processors: tuple[Processor, ...] = ()
     tracking: bool = True
 
@@ -157,8 +157,8 @@ class FramePipeline:
             config = self.config
         result = FrameResult()
         if config.detector is not None:
-            boxes = self._run_stage("detect", result, lambda: get_detector(config.detector)(frame_bgr), timed=True)
-            result.faces = [Face(box) for box in boxes or []]
+            detect = lambda: get_detector(config.detector, still=not config.tracking).faces(frame_bgr)  # noqa: E731
+            result.faces = self._run_stage("detect", result, detect, timed=True) or []
             if config.tracking:
                 self._tracker.update(result.faces)
         for processor in config.processors:

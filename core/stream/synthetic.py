@@ -44,6 +44,45 @@ def face_clip(
         yield frame
 
 
+def group_clip(
+    photos: Sequence[Path],
+    n_frames: int,
+    size: tuple[int, int] = (640, 480),
+    group_sizes: Sequence[int] = (3, 4, 5, 6),
+    scene_frames: int = 60,
+) -> Iterator[np.ndarray]:
+    """``n_frames`` BGR frames of ``size`` showing groups of faces, as a webcam pointed at a few
+    people: each scene of ``scene_frames`` frames (2 s at 30 fps) shows the next group size of
+    ``group_sizes`` in a grid of at most 3 columns, faces of different sizes, each drifting.
+
+    Photos are taken in turn from ``photos``, so consecutive scenes show different people; a face's
+    photo stays the same for the whole scene (a person does not change within 2 s).
+    """
+    width, height = size
+    photo_index = 0
+    scene: list[tuple[np.ndarray, int, int, int, int]] = []  # each face's tile, x, y and drift range x, y
+    for i in range(n_frames):
+        if i % scene_frames == 0:
+            count = group_sizes[(i // scene_frames) % len(group_sizes)]
+            columns = min(count, 3)
+            rows = -(-count // columns)
+            cell_w, cell_h = width // columns, height // rows
+            scene = []
+            for k in range(count):
+                side = int(min(cell_w, cell_h) * (0.72 + 0.08 * (k % 3)))
+                tile = cv2.resize(load_image(photos[photo_index % len(photos)]), (side, side), interpolation=cv2.INTER_AREA)
+                photo_index += 1
+                slack_x, slack_y = (cell_w - side) // 2, (cell_h - side) // 2
+                scene.append((tile, (k % columns) * cell_w + slack_x, (k // columns) * cell_h + slack_y, slack_x, slack_y))
+        frame = np.full((height, width, 3), 110, np.uint8)
+        for k, (tile, x, y, slack_x, slack_y) in enumerate(scene):
+            side = tile.shape[0]
+            x += int(round(slack_x * np.sin(i / 25 + k)))
+            y += int(round(slack_y * np.sin(i / 40 + k)))
+            frame[y : y + side, x : x + side] = tile
+        yield frame
+
+
 def write_y4m(frames: Iterator[np.ndarray], path: Path, fps: int = 30) -> Path:
     """Write BGR frames as a YUV4MPEG2 (4:2:0) file, the format Chromium's fake camera reads."""
     with open(path, "wb") as out:

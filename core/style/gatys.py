@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.models import SHARED_DATA, keras_cache_file, package_dir
+from core.models import SHARED_DATA, keras_cache_file, package_dir, settle_after_loading
 
 BACKBONES = ("vgg19", "vgg16-hed")
 STYLE_LAYERS = tuple(f"block{block}_conv1" for block in range(1, 6))
@@ -140,7 +140,9 @@ def _cached_backbone(name: str) -> Backbone:
     reason = backbone_unavailable(name)
     if reason:
         raise WeightsUnavailable(reason)
-    return vgg19_backbone(vgg19_weights_path()) if name == "vgg19" else hed_backbone()
+    backbone = vgg19_backbone(vgg19_weights_path()) if name == "vgg19" else hed_backbone()
+    settle_after_loading()
+    return backbone
 
 
 def load_backbone(name: str) -> Backbone:

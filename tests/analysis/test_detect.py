@@ -1,19 +1,20 @@
 import numpy as np
 import pytest
 
-from core.analysis.detect import DETECTORS, get_detector
+from core.analysis.detect import DEFAULT_DETECTOR, DETECTORS, get_detector
+from core.analysis.landmarks import eye_centers, yunet_row
 from core.images import load_image
 from tests.conftest import paste
 
 
-@pytest.mark.parametrize("name", ["haar", "hog"])
+@pytest.mark.parametrize("name", ["yunet", "haar", "hog"])
 def test_finds_the_one_face_of_real_photos(name, face_photos):
     detector = get_detector(name)
     found = [len(detector(load_image(p))) for p in face_photos[:10]]
     assert found.count(1) >= 9, found
 
 
-@pytest.mark.parametrize("name", ["haar", "hog"])
+@pytest.mark.parametrize("name", ["yunet", "haar", "hog"])
 def test_two_faces_are_found_left_to_right_inside_the_frame(name, two_face_frame):
     boxes = get_detector(name)(two_face_frame)
     assert len(boxes) == 2
@@ -24,20 +25,46 @@ def test_two_faces_are_found_left_to_right_inside_the_frame(name, two_face_frame
         assert x0 < centre < x1
 
 
-def test_boxes_of_a_large_frame_are_mapped_back_to_its_coordinates(face_photos):
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_boxes_of_a_large_frame_are_mapped_back_to_its_coordinates(face_photos, name):
     big = np.full((1440, 1920, 3), 110, np.uint8)
     paste(big, face_photos[0], 900, 500, 600)
-    (box,) = get_detector("haar")(big)
+    (face,) = get_detector(name).faces(big)
+    box = face.box
     assert 900 <= box.left and box.right <= 1500 and 500 <= box.top and box.bottom <= 1100
-    assert box.width > 250  # the face fills most of the 600 px photo
+    assert box.width > 150  # an LFW face is about a third of its photo: ~200 px here, ~35 px if left unmapped
+    assert face.detector == name
 
 
-def test_blank_frame_has_no_face():
-    assert get_detector("haar")(np.zeros((480, 640, 3), np.uint8)) == []
+def test_yunet_gives_five_landmarks_in_frame_pixels_on_the_image_point_of_view(two_face_frame):
+    faces = get_detector("yunet").faces(two_face_frame)
+    for face in faces:
+        (left_x, left_y), (right_x, right_y) = eye_centers(face.landmarks)
+        (nose_x, nose_y), mouth = face.landmarks["nose_tip"][0], face.landmarks["mouth_corners"]
+        box = face.box
+        assert box.left < left_x < nose_x < right_x < box.right  # the image's left eye first
+        assert box.top < left_y < nose_y < mouth[0][1] < box.bottom and mouth[0][0] < mouth[1][0]
+        row = yunet_row(face)  # what SFace's alignment takes: the same points, in YuNet's order
+        assert row.shape == (15,) and tuple(row[4:6]) == pytest.approx(face.landmarks["left_eye"][0])
+
+
+def test_a_still_photo_finds_the_small_faces_a_stream_size_misses(face_photos):
+    """Streams run YuNet at 320 px for speed; stills at full size, so a group photo's small faces count."""
+    group = np.full((1200, 1600, 3), 110, np.uint8)
+    for i, photo in enumerate(face_photos[:8]):
+        paste(group, photo, 100 + 180 * i, 500, 60)  # faces ~30 px wide in a 1600 px photo
+    stream, still = get_detector("yunet"), get_detector("yunet", still=True)
+    assert stream.max_side < still.max_side
+    assert len(still(group)) >= 7 > len(stream(group))
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_blank_frame_has_no_face(name):
+    assert get_detector(name)(np.zeros((480, 640, 3), np.uint8)) == []
 
 
 def test_detectors_are_shared_and_unknown_names_are_refused():
     assert get_detector("haar") is get_detector("haar")
-    assert set(DETECTORS) == {"haar", "hog", "cnn"}
+    assert set(DETECTORS) == {"yunet", "haar", "hog", "cnn"} and DEFAULT_DETECTOR == "yunet"
     with pytest.raises(ValueError, match="unknown detector"):
         get_detector("yolo")

@@ -28,7 +28,6 @@ from core.analysis.keypoints_train import (
     read_kaggle_csv,
     rmse_px,
     staged_frame,
-    train,
 )  # fmt: skip
 from core.cli import main
 from core.faces import Face, FrameResult
@@ -222,7 +221,7 @@ def test_train_and_eval_commands_write_weights_metrics_and_curve(tmp_path, capsy
     # Trained without flips, the model is not flip-averaged: the mirror would undo what it learnt.
     assert KeypointModel(out).average_flips is False
     assert out.is_file() and out.with_name("kp_curve.png").is_file()
-    assert set(json.loads(out.with_suffix(".json").read_text())["box_to_square"]) == {"haar", "hog"}
+    assert set(json.loads(out.with_suffix(".json").read_text())["box_to_square"]) == {"yunet", "haar", "hog"}
     assert out.stat().st_size < 20e6
 
 

@@ -74,7 +74,7 @@ def test_a_failing_processor_lets_the_frame_through_and_is_reported_once(two_fac
 
 
 def test_a_failing_detector_leaves_the_frame_unannotated(two_face_frame, monkeypatch):
-    def broken(name):
+    def broken(name, still=False):
         raise OSError("cascade file gone")
 
     monkeypatch.setattr("core.stream.pipeline.get_detector", broken)

@@ -1,0 +1,28 @@
+"""Streamlit's per-run housekeeping, adapted to a server that keeps TensorFlow models in use.
+
+After every script run, fragments included, Streamlit 1.x calls ``_clean_problem_modules()``,
+which runs ``keras.backend.clear_session()`` (reset the default graph, clear the eager kernel
+cache, ``gc.collect()``), and then, with ``runner.postScriptGC``, a full ``gc.collect(2)``. With
+the models of this app loaded each of the two takes ~190 ms holding the GIL; the Live panel and
+the Style page poll with fragments every second, so a running ``tf.function`` on another thread
+(the frame thread, a style transfer) had its kernel cache cleared under it and hung, and the
+frame thread got the GIL half the time.
+
+:func:`keep_models_between_runs` turns both off for this process. It is idempotent and is called
+at the top of ``streamlit_app.py``, the entry point of every launcher (``scripts/serve.py`` or a
+bare ``streamlit run``), before the first run ends. Memory stays flat without the forced
+collections: Python's own generational collector still runs, and the models are moved to the
+permanent generation once loaded (``core.models.settle_after_loading``).
+"""
+
+from streamlit import config
+from streamlit.runtime.scriptrunner import script_runner
+
+
+def _keep_modules_as_they_are() -> None:
+    """Replaces Streamlit's ``_clean_problem_modules``: Keras' state is the app's, not a run's."""
+
+
+def keep_models_between_runs() -> None:
+    script_runner._clean_problem_modules = _keep_modules_as_they_are
+    config.set_option("runner.postScriptGC", False)
