@@ -9,7 +9,9 @@ presses START and, after a warm-up, measures for ``--seconds``. Prints one JSON 
 
 - ``server_fps``: frames the server's pipeline processed per second (median of the one-second
   lines the stream writes to ``VISION_LAB_LIVE_METRICS``), and the mean over the whole window;
-- ``frame_ms_p50`` / ``frame_ms_p95`` over every processed frame, ``stage_ms`` per stage;
+- ``frame_ms_p50`` / ``frame_ms_p95`` over every processed frame (the whole frame callback: PyAV
+  conversions, pipeline, drawing), ``stage_ms`` per stage, and ``busy_fraction``, the share of
+  the time the frame thread spent in the callback (below 1: it waited for frames);
 - ``browser_fps``: frames the page's <video> presented per second (re-sent frames included);
 - ``rss_mb`` of the server: idle after start, when the measurement starts, at its end;
 - ``target_fps`` and ``target_met``.
@@ -107,6 +109,7 @@ def measure(processors: list[str], detector: str | None, seconds: float, warmup:
         "frame_ms_p50": round(frame_ms[len(frame_ms) // 2], 1),
         "frame_ms_p95": round(frame_ms[int(len(frame_ms) * 0.95)], 1),
         "stage_ms": {s: round(statistics.mean(line["stage_ms"][s] for line in lines if s in line["stage_ms"]), 1) for s in stages},
+        "busy_fraction": round(sum(ms for line in lines[1:] for ms in line["frame_ms"]) / 1000 / (lines[-1]["t"] - lines[0]["t"]), 2),
         "faces_median": statistics.median(line["faces"] for line in lines),
         "browser_fps": round((frames1 - frames0) / (t1 - t0), 1),
         "rss_mb": {"idle": round(rss_idle), "start": round(rss_start), "end": round(rss_end)},

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.images import ImageError, load_image
 from core.style import gatys as core_style
+from core.style import jobs
 
 st.title("Style transfer")
 st.caption(
@@ -35,6 +36,8 @@ def pick_image(column, kind: str, label: str):
         st.image(image, channels="BGR", width=320)
         return image
 
+
+jobs.warm_up()  # the worker process imports TensorFlow while the user picks images
 
 content_column, style_column = st.columns(2)
 content = pick_image(content_column, "content", "Content photo")
@@ -79,10 +82,10 @@ if submitted:
             size=size, iterations=iterations, style_weight=style_weight, content_weight=content_weight,
             tv_weight=tv_weight, init=init, optimizer=optimizer, backbone=backbone, preserve_colors=preserve_colors,
         )
-        st.session_state["style_job"] = core_style.StyleJob(content, style, settings)
+        st.session_state["style_job"] = jobs.StyleJob(content, style, settings)
 
 job = st.session_state.get("style_job")
-if (job is None or job.snapshot().finished) and core_style.another_run_active():
+if (job is None or job.snapshot().finished) and jobs.another_run_active():
     st.caption("Another session is running a style transfer on this server: a new run will queue behind it.")
 
 

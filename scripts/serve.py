@@ -14,7 +14,8 @@ from pathlib import Path
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web import cli
 
-PagesManager.uses_pages_directory = False
-app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
-sys.argv = ["streamlit", "run", str(app), *sys.argv[1:]]
-sys.exit(cli.main())
+if __name__ == "__main__":  # a worker process (the style transfers) imports this module again: no second server
+    PagesManager.uses_pages_directory = False
+    app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+    sys.argv = ["streamlit", "run", str(app), *sys.argv[1:]]
+    sys.exit(cli.main())

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from core.analysis.landmarks import dlib_shape, eye_line_angle, face_landmarks
+from core.analysis.landmarks import dlib_shape, eye_line_angle, face_landmarks, similarity, yunet_points
 from core.analysis.processors import ProcessorSpec, register
 from core.faces import Face, FrameResult, Processor
 from core.models import package_dir
@@ -82,18 +82,6 @@ class Estimate:
     angle: float
 
 
-def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Least-squares (scale, angle, translation) mapping ``source`` points onto ``target`` (Umeyama)."""
-    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
-    a, b = source - source_mean, target - target_mean
-    cross = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()
-    dot = (a * b).sum()
-    angle = np.arctan2(cross, dot)
-    scale = np.hypot(cross, dot) / (a**2).sum()
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    return scale, angle, target_mean - scale * rotation @ source_mean
-
-
 def face_chip(
     frame_bgr: np.ndarray, face: Face, size: int, upright: bool = True, view: tuple[float, float] = STREAM_VIEWS[0]
 ) -> np.ndarray:
@@ -107,8 +95,8 @@ def face_chip(
 
     padding, turn = view
     landmarks = face_landmarks(frame_bgr, face)
-    if "mouth_corners" in landmarks:  # YuNet's
-        points = np.array([*landmarks["left_eye"], *landmarks["right_eye"], *landmarks["nose_tip"], *landmarks["mouth_corners"]])
+    points = yunet_points(landmarks)
+    if points is not None:
         target = (YUNET_CHIP_TEMPLATE + padding) / (1 + 2 * padding) * size
         to_chip, chip_angle, _ = similarity(points, target)
         scale, tilt = 1.0 / to_chip, -chip_angle  # frame pixels per chip pixel; the face's tilt in the frame
@@ -239,24 +227,30 @@ class AgeGenderProcessor(Processor):
     """Fills ``age``, ``gender``, ``gender_confidence`` and ``angle`` of every face.
 
     Still images (``track_id is None``) are read fresh every time, at the chip scales of
-    :data:`STILL_VIEWS`. In a stream, a track is read on each of its first ``settle`` frames;
-    after that at most ``refresh_per_frame`` tracks per frame are read again, the stalest first
-    and only once their last reading is ``refresh_s`` old. In between, a face shows its track's
-    smoothed values (and the angle of the current frame's landmarks when another processor has
-    computed them, else the last measured one), so the models' cost stays near one face per frame.
+    :data:`STILL_VIEWS`. In a stream a reading costs ~23 ms of CPU per face, so at most
+    ``reads_per_frame`` faces are read per frame: tracks never read first (left to right), then
+    the most overdue of those due again: a track's first ``settle`` readings are ``settle_s``
+    apart, later ones ``refresh_s``. Every other face shows its track's smoothed values (and the
+    angle of the current frame's landmarks), so a scene of six faces costs about one reading per
+    frame, and a new face gets its label within a frame or two.
     """
 
     name = "age_gender"
     label = "Age & gender"
 
     def __init__(
-        self, settle: int = 3, refresh_per_frame: int = 1, refresh_s: float = 0.2, model: AgeGenderModel | None = None
-    ) -> None:
+        self, settle: int = 3, settle_s: float = 0.15, refresh_s: float = 1.0, reads_per_frame: int = 2,
+        model: AgeGenderModel | None = None,
+    ) -> None:  # fmt: skip
         self.model = model or AgeGenderModel()
         self.smoother = TrackSmoother()
         self.settle = settle
-        self.refresh_per_frame = refresh_per_frame
+        self.settle_s = settle_s
         self.refresh_s = refresh_s
+        self.reads_per_frame = reads_per_frame
+
+    def _overdue_s(self, reading: TrackReading) -> float:
+        return reading.seconds_old - (self.settle_s if reading.readings < self.settle else self.refresh_s)
 
     def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
         stills = [f for f in result.faces if f.track_id is None]
@@ -265,20 +259,21 @@ class AgeGenderProcessor(Processor):
                 set_reading(face, estimate.age, estimate.male_probability, estimate.angle)
         tracked = [f for f in result.faces if f.track_id is not None]
         known = {f.track_id: self.smoother.current(f.track_id) for f in tracked}
-        fresh = [f for f in tracked if known[f.track_id] is None or known[f.track_id].readings < self.settle]
-        settled = sorted((f for f in tracked if f.track_id not in {g.track_id for g in fresh}), key=lambda f: -known[f.track_id].seconds_old)
-        due = [f for f in settled if known[f.track_id].seconds_old >= self.refresh_s][: self.refresh_per_frame]
-        to_read = fresh + due
+        unread = [f for f in tracked if known[f.track_id] is None]
+        due = sorted((f for f in tracked if known[f.track_id] is not None and self._overdue_s(known[f.track_id]) >= 0),
+                     key=lambda f: -self._overdue_s(known[f.track_id]))  # fmt: skip
+        to_read = (unread + due)[: self.reads_per_frame]
         if to_read:
             for face, estimate in zip(to_read, self.model.estimate(frame_bgr, to_read)):
                 reading = self.smoother.update(face.track_id, estimate)
                 set_reading(face, reading.age, reading.male_probability, reading.angle)
-        due_ids = {f.track_id for f in due}
-        for face in settled:
-            if face.track_id not in due_ids:
-                reading = known[face.track_id]
+        read_ids = {f.track_id for f in to_read}
+        for face in tracked:
+            reading = known[face.track_id]
+            if face.track_id not in read_ids and reading is not None:
                 angle = eye_line_angle(face.landmarks) if face.landmarks is not None else reading.angle
                 set_reading(face, reading.age, reading.male_probability, angle)
+
 
 register(
     ProcessorSpec(

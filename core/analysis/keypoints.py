@@ -30,8 +30,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.analysis.processors import ProcessorSpec, register
 from core.analysis.detect import DEFAULT_DETECTOR
+from core.analysis.landmarks import anchor_points, follow
+from core.analysis.processors import ProcessorSpec, register
 from core.faces import Box, Face, FrameResult, Processor
 from core.models import WEIGHTS_DIR
 
@@ -315,54 +316,88 @@ class KeypointProcessor(Processor):
     """Puts the 15 named Kaggle points (frame pixels) on every face.
 
     Still images (``track_id`` None): calibrated detector square, then a refinement pass on the
-    points' own square, with test-time flip averaging when the model gains from it. Tracked faces: one pass on the square of
-    the track's previous points (when it still agrees with the detector box), then a One-Euro
-    filter per track; tracks not seen for ``forget_s`` seconds are dropped.
+    points' own square, with test-time flip averaging when the model gains from it.
+
+    Tracked faces: the CNN runs on every new track (detector square and refinement), and on known
+    ones up to ``faces_per_frame`` faces per frame in all, those whose points are the oldest first
+    (one pass on the square of the track's previous points, when it still agrees with the box). The
+    others' points follow their face from the last frame: the similarity that moves the face's
+    anchor points (the detector's five landmarks, else its box corners) from then to now. A One-Euro
+    filter per track smooths both; tracks not seen for ``forget_s`` seconds are dropped. With up to
+    ``faces_per_frame`` faces every point is predicted on every frame; with six, every other frame.
     """
 
     name = "keypoints"
     label = "Facial keypoints (our CNN)"
 
-    def __init__(self, weights: str = str(DEFAULT_WEIGHTS), detector: str = DEFAULT_DETECTOR, forget_s: float = 2.0) -> None:
+    def __init__(
+        self, weights: str = str(DEFAULT_WEIGHTS), detector: str = DEFAULT_DETECTOR, forget_s: float = 2.0,
+        faces_per_frame: int = 3,
+    ) -> None:  # fmt: skip
         self.clock: Callable[[], float] = time.monotonic  # seconds; tests substitute a steady frame clock
         self.model = shared_model(weights)
         self.detector = detector  # whose box calibration serves faces that do not say their detector
         self.forget_s = forget_s
+        self.faces_per_frame = faces_per_frame
         self._lock = threading.Lock()
-        self._tracks: dict[int, tuple[OneEuroFilter, np.ndarray, float]] = {}  # id -> (filter, points, last seen)
+        self._tracks: dict[int, _Track] = {}
 
-    def _start_square(self, face: Face) -> tuple[Square, bool]:
+    def _start_square(self, face: Face, track: _Track | None) -> tuple[Square, bool]:
         """The crop square for ``face`` and whether it came from the track's previous points."""
         calibrations = self.model.box_to_square
         from_box = square_from_box(face.box, calibrations.get(face.detector or "", calibrations[self.detector]))
-        with self._lock:
-            track = self._tracks.get(face.track_id) if face.track_id is not None else None
         if track is not None:
-            from_track = square_from_points(track[1])
+            from_track = square_from_points(track.points)
             drift = np.hypot(from_track.left - from_box.left, from_track.top - from_box.top)
             if drift < 0.25 * from_box.side and 0.75 < from_track.side / from_box.side < 1.33:
                 return from_track, True
         return from_box, False
 
-    def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
-        gray = to_gray(frame_bgr)
-        starts = [self._start_square(face) for face in result.faces]
-        flip = self.model.average_flips and all(face.track_id is None for face in result.faces)
+    def _predict(self, gray: np.ndarray, faces: list[Face], tracks: list[_Track | None], flip: bool) -> list[np.ndarray]:
+        starts = [self._start_square(face, track) for face, track in zip(faces, tracks)]
         points = predict_points(self.model, gray, [sq for sq, _ in starts], flip=flip)
         refine = [i for i, (_, from_track) in enumerate(starts) if not from_track]
         if refine:
             again = predict_points(self.model, gray, [square_from_points(points[i]) for i in refine], flip=flip)
             for i, p in zip(refine, again):
                 points[i] = p
+        return points
+
+    def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        gray = to_gray(frame_bgr)
         now = self.clock()
         with self._lock:
-            for face, p in zip(result.faces, points):
+            tracks = {f.track_id: self._tracks.get(f.track_id) for f in result.faces if f.track_id is not None}
+        stills = [f for f in result.faces if f.track_id is None]
+        tracked = [f for f in result.faces if f.track_id is not None]
+        new = [f for f in tracked if tracks[f.track_id] is None]  # always predicted: they have no points yet
+        known = sorted((f for f in tracked if tracks[f.track_id] is not None), key=lambda f: tracks[f.track_id].predicted_at)
+        run = stills + new + known[: max(0, self.faces_per_frame - len(new))]
+        flip = self.model.average_flips and not tracked
+        predicted = dict(zip(map(id, run), self._predict(gray, run, [tracks.get(f.track_id) for f in run], flip)))
+        with self._lock:
+            for face in result.faces:
+                track = tracks.get(face.track_id)
+                if id(face) in predicted:
+                    p = predicted[id(face)]
+                else:  # carried from the last frame, as the face moved
+                    p = follow(track.points, track.anchors, anchor_points(face))
                 if face.track_id is not None:
-                    filt = self._tracks[face.track_id][0] if face.track_id in self._tracks else OneEuroFilter()
+                    filt = track.filter if track is not None else OneEuroFilter()
                     p = filt(p, now, square_from_points(p).side)
-                    self._tracks[face.track_id] = (filt, p, now)
+                    predicted_at = now if id(face) in predicted else track.predicted_at
+                    self._tracks[face.track_id] = _Track(filt, p, anchor_points(face), now, predicted_at)
                 face.keypoints = {name: (float(x), float(y)) for name, (x, y) in zip(KAGGLE_NAMES, kaggle_points(p))}
-            self._tracks = {k: v for k, v in self._tracks.items() if now - v[2] <= self.forget_s}
+            self._tracks = {k: v for k, v in self._tracks.items() if now - v.seen_at <= self.forget_s}
+
+
+@dataclass
+class _Track:
+    filter: OneEuroFilter
+    points: np.ndarray  # the track's points on the frame it was last seen (smoothed)
+    anchors: np.ndarray  # the face's anchor points on that frame (see core.analysis.landmarks.anchor_points)
+    seen_at: float
+    predicted_at: float  # when the CNN last ran on it (points carried since then)
 
 
 def _unavailable() -> str | None:

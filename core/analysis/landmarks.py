@@ -76,15 +76,52 @@ def yunet_landmarks(row: np.ndarray) -> Landmarks:
     return {"left_eye": [x[0]], "right_eye": [x[1]], "nose_tip": [x[2]], "mouth_corners": [x[3], x[4]]}
 
 
+def yunet_points(landmarks: Landmarks | None) -> np.ndarray | None:
+    """YuNet's five points (5, 2): left eye, right eye, nose tip, mouth corners (image's point of
+    view, left first); None for landmarks of another layout (dlib's) or none."""
+    if landmarks is None or "mouth_corners" not in landmarks:
+        return None
+    return np.array([*landmarks["left_eye"], *landmarks["right_eye"], *landmarks["nose_tip"], *landmarks["mouth_corners"]], np.float64)
+
+
 def yunet_row(face: Face) -> np.ndarray | None:
     """The inverse of :func:`yunet_landmarks` (what ``cv2.FaceRecognizerSF.alignCrop`` takes), or
     None when ``face`` has no YuNet landmarks."""
-    marks = face.landmarks
-    if marks is None or "mouth_corners" not in marks:
+    points = yunet_points(face.landmarks)
+    if points is None:
         return None
     top, right, bottom, left = face.box
-    points = [*marks["left_eye"], *marks["right_eye"], *marks["nose_tip"], *marks["mouth_corners"]]
-    return np.array([left, top, right - left, bottom - top, *(v for p in points for v in p), 1.0], np.float32)
+    return np.array([left, top, right - left, bottom - top, *points.ravel(), 1.0], np.float32)
+
+
+def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Least-squares (scale, angle, translation) mapping ``source`` points onto ``target`` (Umeyama):
+    ``target ~ scale * R(angle) @ source + translation``."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - source_mean, target - target_mean
+    cross = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()
+    dot = (a * b).sum()
+    angle = np.arctan2(cross, dot)
+    scale = np.hypot(cross, dot) / max((a**2).sum(), 1e-9)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return scale, angle, target_mean - scale * rotation @ source_mean
+
+
+def follow(points: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``points`` moved as the reference points ``before`` moved to ``after`` (a similarity)."""
+    scale, angle, translation = similarity(before, after)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return points @ (scale * rotation).T + translation
+
+
+def anchor_points(face: Face) -> np.ndarray:
+    """Points that move with the face, to carry other points from frame to frame: the detector's
+    landmarks when it gives them (they follow turns and tilts), else the box's corners."""
+    points = yunet_points(face.landmarks)
+    if points is not None:
+        return points
+    top, right, bottom, left = face.box
+    return np.array([(left, top), (right, top), (left, bottom), (right, bottom)], np.float64)
 
 
 def eye_centers(landmarks: Landmarks) -> tuple[tuple[float, float], tuple[float, float]]:

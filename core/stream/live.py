@@ -93,14 +93,14 @@ class LiveStream:
 
     def video_frame_callback(self, frame: av.VideoFrame) -> av.VideoFrame:
         """Annotate one frame; keeps the frame's timing so the browser plays it smoothly."""
-        image = frame.to_ndarray(format="bgr24")
         start = time.perf_counter()
+        image = frame.to_ndarray(format="bgr24")
         annotated, result = self.pipeline.annotate(image)
-        if self._metrics is not None:
-            self._metrics.record(result, (time.perf_counter() - start) * 1000)
         with self._latest_lock:
             self._latest = LiveFrame(image, result.faces, time.monotonic())
         out = av.VideoFrame.from_ndarray(annotated, format="bgr24")
         out.pts = frame.pts
         out.time_base = frame.time_base
+        if self._metrics is not None:
+            self._metrics.record(result, (time.perf_counter() - start) * 1000)
         return out

@@ -408,7 +408,7 @@ def stylize(
     style_bgr: np.ndarray,
     settings: StyleSettings = StyleSettings(),
     on_step: Callable[[Step], None] | None = None,
-    cancel: threading.Event | None = None,
+    cancel: Any = None,  # threading.Event or multiprocessing.Event: set() stops the run
     extractor: FeatureExtractor | None = None,
 ) -> StyleResult:
     """Optimise an image with ``content_bgr``'s content and ``style_bgr``'s style.
@@ -514,9 +514,8 @@ def _run_adam(gradient_at_last: Callable[[], np.ndarray], record: Callable, x0: 
         record(x)
 
 
-# --- background runs for the page ----------------------------------------------------------------
+# --- example images ------------------------------------------------------------------------------
 
-_RUN_LOCK = threading.Lock()  # one style transfer at a time in this process; the others queue
 EXAMPLES_DIR = SHARED_DATA / "style_transfer"
 
 
@@ -524,90 +523,3 @@ def example_images(kind: str) -> dict[str, Path]:
     """The example ``content`` photos or ``style`` paintings of ../shared/data, by name; empty when absent."""
     folder = EXAMPLES_DIR / kind
     return {path.stem.replace("_", " "): path for path in sorted(folder.glob("*.jpg"))} if folder.is_dir() else {}
-
-
-@dataclass(frozen=True)
-class JobSnapshot:
-    """A consistent view of a :class:`StyleJob` for one redraw of the page."""
-
-    state: str  # "queued", "running", "done", "cancelled" or "failed"
-    iterations: int
-    history: list[Losses]
-    preview_bgr: np.ndarray | None
-    result: StyleResult | None
-    error: str | None
-
-    @property
-    def iteration(self) -> int:
-        return self.history[-1].iteration if self.history else 0
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("done", "cancelled", "failed")
-
-
-class StyleJob:
-    """One style transfer in its own thread, queued behind any other run of this process.
-
-    The page keeps the job in its session and polls :meth:`snapshot`; :meth:`cancel` stops it
-    before its next loss evaluation (or before it starts, if still queued).
-    """
-
-    def __init__(self, content_bgr: np.ndarray, style_bgr: np.ndarray, settings: StyleSettings,
-                 preview_every: int = 5) -> None:
-        self.settings = settings.checked()
-        self.preview_every = preview_every
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._state, self._history, self._preview = "queued", [], None
-        self._result: StyleResult | None = None
-        self._error: str | None = None
-        self._thread = threading.Thread(target=self._run, args=(content_bgr, style_bgr), daemon=True,
-                                        name="style-transfer")
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> JobSnapshot:
-        self._thread.join(timeout)
-        return self.snapshot()
-
-    def snapshot(self) -> JobSnapshot:
-        with self._lock:
-            return JobSnapshot(self._state, self.settings.iterations, list(self._history), self._preview,
-                               self._result, self._error)
-
-    def _set(self, **fields: Any) -> None:
-        with self._lock:
-            for name, value in fields.items():
-                setattr(self, f"_{name}", value)
-
-    def _on_step(self, step: Step) -> None:
-        with self._lock:
-            self._history.append(step.losses)
-            if step.losses.iteration % self.preview_every == 0 or self._preview is None:
-                self._preview = step.image_bgr
-
-    def _run(self, content_bgr: np.ndarray, style_bgr: np.ndarray) -> None:
-        while not _RUN_LOCK.acquire(timeout=0.2):
-            if self._cancel.is_set():
-                self._set(state="cancelled")
-                return
-        try:
-            if self._cancel.is_set():
-                self._set(state="cancelled")
-                return
-            self._set(state="running")
-            result = stylize(content_bgr, style_bgr, self.settings, self._on_step, self._cancel)
-            self._set(state="cancelled" if result.cancelled else "done", result=result,
-                      history=result.history, preview=result.image_bgr)
-        except Exception as error:  # noqa: BLE001 - shown on the page as one line
-            self._set(state="failed", error=f"{type(error).__name__}: {error}")
-        finally:
-            _RUN_LOCK.release()
-
-
-def another_run_active() -> bool:
-    """Whether some style transfer (of any session) is running in this process now."""
-    return _RUN_LOCK.locked()

@@ -126,26 +126,27 @@ class CountingModel:
         return self.model.estimate(frame_bgr, faces, **options)
 
 
-def test_processor_fills_every_face_reads_new_tracks_at_once_and_then_one_per_frame(model, two_face_frame):
-    processor = AgeGenderProcessor(settle=2, refresh_s=0.0, model=CountingModel(model))
+def test_processor_fills_every_face_reads_new_tracks_first_within_its_budget(model, two_face_frame):
+    processor = AgeGenderProcessor(settle=2, settle_s=0.0, refresh_s=0.0, reads_per_frame=1, model=CountingModel(model))
     pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
     results = [pipeline.process(two_face_frame) for _ in range(5)]
-    assert processor.model.reads == [2, 2, 1, 1, 1]
-    for result in results:
+    assert processor.model.reads == [1, 1, 1, 1, 1]  # never more than the budget
+    assert [face.age is not None for face in results[0].faces] == [True, False]  # the left face first
+    for result in results[1:]:  # from the second frame every face has a reading
         assert len(result.faces) == 2 and not pipeline.stats.snapshot()["errors"]
         for face in result.faces:
             record = face.to_json()
             assert record["gender"] in {"male", "female"} and 0.5 <= record["gender_confidence"] <= 1
             assert 0 < record["age"] < 100 and abs(record["angle"]) < 20
     # the stream's labels do not flicker: the same face keeps its reading
-    assert [f.age for f in results[-1].faces] == pytest.approx([f.age for f in results[0].faces], abs=0.5)
+    assert [f.age for f in results[-1].faces] == pytest.approx([f.age for f in results[1].faces], abs=0.5)
 
 
-def test_settled_tracks_are_not_read_again_before_refresh_s(model, two_face_frame):
-    processor = AgeGenderProcessor(settle=2, refresh_s=60.0, model=CountingModel(model))
+def test_tracks_are_read_again_only_once_due(model, two_face_frame):
+    processor = AgeGenderProcessor(settle=2, settle_s=0.0, refresh_s=60.0, reads_per_frame=2, model=CountingModel(model))
     pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
     results = [pipeline.process(two_face_frame) for _ in range(4)]
-    assert processor.model.reads == [2, 2]
+    assert processor.model.reads == [2, 2]  # two readings each (settle), then nothing before refresh_s
     assert all(face.age is not None and face.angle is not None for face in results[-1].faces)
 
 

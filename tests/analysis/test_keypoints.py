@@ -233,3 +233,30 @@ def test_train_command_rejects_an_absurd_augmentation_strength(capsys):
 def test_eval_command_rejects_a_missing_folder(capsys):
     assert main(["eval-keypoints", "--data", "/nonexistent/keypoints"]) == 2
     assert "data folder /nonexistent/keypoints does not exist" in capsys.readouterr().err
+
+
+def test_past_its_budget_a_face_s_points_follow_it_without_the_cnn(two_face_frame):
+    """With one CNN face per frame and two faces, each face is predicted every other frame; in
+    between its points move with its landmarks (here: the whole frame shifted by 12 px)."""
+    needs_weights()
+    processor = KeypointProcessor(faces_per_frame=1)
+    ticks = iter(np.arange(100) / 30)
+    processor.clock = lambda: float(next(ticks))
+    calls = []
+    model_predict = processor.model.predict_crops
+    processor.model.predict_crops = lambda crops, flip=False: calls.append(len(crops)) or model_predict(crops, flip)
+    pipeline = FramePipeline(PipelineConfig(detector="yunet", processors=(processor,)))
+    try:
+        first = pipeline.process(two_face_frame)
+        shifted = np.roll(two_face_frame, 12, axis=1)
+        second = pipeline.process(shifted)
+    finally:
+        processor.model.predict_crops = model_predict
+    assert calls == [2, 2, 1]  # new tracks: both (and their refinement); then one face of the two
+    moves = []
+    for before, after in zip(first.faces, second.faces):
+        assert after.track_id == before.track_id
+        moves.append((np.array(list(after.keypoints.values())) - np.array(list(before.keypoints.values()))).mean(axis=0))
+    # Both move right alike (the One-Euro filter damps both the same way): the predicted one and the carried one.
+    predicted, carried = moves
+    assert predicted[0] > 2 and carried[0] > 2 and np.allclose(predicted, carried, atol=1.0), moves

@@ -160,27 +160,3 @@ def test_cli_stylize_refuses_an_unreadable_image(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == "" and "not a readable image" in done.stderr
     assert not (tmp_path / "o.png").exists()
-
-
-def test_jobs_run_one_at_a_time_and_report_progress(images):
-    first = st.StyleJob(*images, StyleSettings(size=48, iterations=200, backbone="vgg16-hed"), preview_every=1)
-    second = st.StyleJob(*images, StyleSettings(size=48, iterations=3, backbone="vgg16-hed"))
-    end = time.monotonic() + 120
-    while first.snapshot().iteration < 2 and time.monotonic() < end:
-        time.sleep(0.1)
-    assert first.snapshot().state == "running" and first.snapshot().preview_bgr is not None
-    assert second.snapshot().state == "queued" and st.another_run_active()
-    first.cancel()
-    assert first.wait(60).state == "cancelled"
-    done = second.wait(120)
-    assert done.state == "done" and done.result is not None and done.iteration == 3
-    assert not st.another_run_active()
-
-
-def test_a_queued_job_can_be_cancelled_before_it_starts(images):
-    first = st.StyleJob(*images, StyleSettings(size=48, iterations=200, backbone="vgg16-hed"))
-    queued = st.StyleJob(*images, StyleSettings(size=48, iterations=3, backbone="vgg16-hed"))
-    queued.cancel()
-    assert queued.wait(10).state == "cancelled" and queued.snapshot().history == []
-    first.cancel()
-    assert first.wait(60).finished
