@@ -52,6 +52,7 @@ with video_column:
         rtc_configuration=rtc,
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
         video_frame_callback=live.video_frame_callback,
+        on_video_ended=live.on_ended,
         async_processing=True,
         translations=TRANSLATIONS,
     )
@@ -84,6 +85,16 @@ def live_panel() -> None:
             st.info("Connecting to the camera stream...")
     else:
         st.session_state.pop("live_connecting_since", None)
+    status = live.status()
+    if status.state == "ended":
+        st.info("The video stream ended. Press START to stream again.")
+        return  # no stale numbers
+    if status.state == "silent" and state.playing:
+        st.warning(f"The video stream stopped: no frame has arrived for {status.seconds:.0f} s (the camera was "
+                   "closed or the connection was lost). Press STOP, then START to restart it.")
+        return
+    if not state.playing:
+        return
     stats = live.stats.snapshot()
     st.metric("Frames per second", f"{stats['fps']:.1f}", help="Frames processed on the server per second")
     st.metric("Faces in view", stats["faces"])

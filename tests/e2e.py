@@ -8,6 +8,7 @@ WebRTC between the two works only inside a loopback-only network namespace
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
@@ -19,6 +20,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -126,6 +130,22 @@ def start_stream(page) -> None:
         return video.count() > 0 and video.evaluate("v => v.videoWidth > 0 && v.currentTime > 1 && !v.paused")
 
     wait_until(playing, 90, "the processed video to play in the browser")
+
+
+def received_frame(page) -> np.ndarray:
+    """The frame the page's processed <video> shows now, as a BGR image (what the user sees)."""
+    video = webrtc_component(page).locator("video").first
+    data_url = video.evaluate(
+        "v => { const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;"
+        " c.getContext('2d').drawImage(v, 0, 0); return c.toDataURL('image/png'); }"
+    )
+    return cv2.imdecode(np.frombuffer(base64.b64decode(data_url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+
+
+def color_pixels(image: np.ndarray, bgr: tuple[int, int, int], tolerance: int = 40) -> int:
+    """How many pixels of ``image`` are within ``tolerance`` (per channel) of the colour ``bgr``:
+    overlays survive the video codec's rounding, not exactly."""
+    return int((np.abs(image.astype(int) - np.array(bgr)) <= tolerance).all(axis=2).sum())
 
 
 def rss_mb(pid: int) -> float:

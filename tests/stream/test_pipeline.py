@@ -145,16 +145,59 @@ def test_still_images_are_not_tracked(two_face_frame):
     assert [f.track_id for f in pipeline.process(two_face_frame).faces] == [None, None]
 
 
+def av_frame(image, pts: int) -> av.VideoFrame:
+    frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+    frame.pts, frame.time_base = pts, Fraction(1, 90000)
+    return frame
+
+
 def test_live_stream_callback_annotates_av_frames_and_keeps_timing(two_face_frame):
     live = LiveStream()
-    frame = av.VideoFrame.from_ndarray(two_face_frame, format="bgr24")
-    frame.pts, frame.time_base = 3000, Fraction(1, 90000)
-    out = live.video_frame_callback(frame)
-    assert (out.width, out.height, out.pts, out.time_base) == (640, 480, 3000, frame.time_base)
-    assert live.stats.snapshot()["faces"] == 2
+    first = live.video_frame_callback(av_frame(two_face_frame, 3000))
+    assert np.array_equal(first.to_ndarray(format="bgr24"), two_face_frame)  # nothing processed yet: the camera's frame
+    assert live.wait_processed() and live.stats.snapshot()["faces"] == 2
+    out = live.video_frame_callback(av_frame(two_face_frame, 6000))
+    assert (out.width, out.height, out.pts, out.time_base) == (640, 480, 6000, Fraction(1, 90000))
+    assert not np.array_equal(out.to_ndarray(format="bgr24"), two_face_frame)  # boxes drawn
     live.configure(PipelineConfig(detector=None))
-    plain = live.video_frame_callback(frame).to_ndarray(format="bgr24")
+    live.video_frame_callback(av_frame(two_face_frame, 9000))
+    assert live.wait_processed()
+    plain = live.video_frame_callback(av_frame(two_face_frame, 12000)).to_ndarray(format="bgr24")
     assert np.array_equal(plain, two_face_frame)
+    assert live.status().state == "live"
+    live.on_ended()
+    assert live.status().state == "ended"
+
+
+class Slow(Processor):
+    name = "slow"
+    label = "Takes 3 s a frame"
+
+    def process(self, frame_bgr, result):
+        time.sleep(3.0)
+
+
+def test_a_slow_frame_never_holds_the_stream_back(two_face_frame):
+    """The callback returns at once whatever the pipeline costs: the camera's frames go back (the
+    video stays live), newer frames replace older unprocessed ones, and the stream says it is live."""
+    live = LiveStream(PipelineConfig(detector="haar", processors=(Slow(),)))
+    started = time.monotonic()
+    for i in range(30):  # one second of video while the pipeline is busy with the first frame
+        out = live.video_frame_callback(av_frame(two_face_frame, 3000 * i))
+        assert out.pts == 3000 * i
+        time.sleep(1 / 30)
+    assert time.monotonic() - started < 2.0
+    assert live.status().state == "live"
+    assert live.wait_processed(10) and live.stats.frames_total == 2  # the first frame, then only the newest
+
+
+def test_a_stream_whose_frames_stop_is_reported_silent(two_face_frame, monkeypatch):
+    live = LiveStream(PipelineConfig(detector=None))
+    assert live.status().state == "idle"
+    live.video_frame_callback(av_frame(two_face_frame, 0))
+    monkeypatch.setattr("core.stream.live.SILENT_S", 0.0)
+    time.sleep(0.01)
+    assert live.status().state == "silent"
 
 
 def test_face_json_follows_the_cli_contract():
