@@ -177,6 +177,9 @@ def test_photo_page_explains_a_file_that_is_not_a_photo(page, server):
 def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
     page.goto(f"{server[0]}/photo")
     page.get_by_text("Take a photo").click(timeout=60_000)
+    camera = page.locator('[data-testid="stCameraInput"] video').first
+    wait_until(lambda: camera.count() and camera.evaluate("v => v.readyState >= 2 && v.currentTime > 0.5"), 30,
+               "the camera to show its picture")  # a photo taken before that is black
     page.get_by_role("button", name="Take Photo").click(timeout=30_000)  # the fake camera shows two faces
     wait_until(lambda: (metric(page, "Faces") or 0) >= 1, 120, "the Photo page to find a face in the camera's photo")
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -18,7 +18,7 @@ def test_analyze_prints_one_json_line_per_image_in_order_and_goes_on_after_a_bad
     done = run_cli("analyze", str(photos / "obama_and_biden.jpg"), str(bad), f"@{listing}")
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["image"] for line in lines] == [str(photos / "obama_and_biden.jpg"), str(bad), str(photos / "obama1.jpg")]
-    assert len(lines[0]["faces"]) == 2 and len(lines[2]["faces"]) == 1
+    assert len(lines[0]["faces"]) == 3 and len(lines[2]["faces"]) == 1  # Biden, Obama, a woman at the edge
     assert "error" in lines[1] and "faces" not in lines[1]
     face = lines[0]["faces"][0]
     top, right, bottom, left = face["box"]

@@ -33,8 +33,12 @@ def test_entry_points_import_webrtc_or_core_before_anything_else():
     assert first_import(REPO / "streamlit_app.py") == "streamlit_webrtc"
     assert first_import(REPO / "tests" / "conftest.py") == "streamlit_webrtc"
     for page in (REPO / "pages").glob("*.py"):
-        # pages run after streamlit_app.py; they must not import TensorFlow at top level themselves
-        assert "tensorflow" not in page.read_text(), f"{page.name} imports TensorFlow directly"
+        # pages run after streamlit_app.py; they must not import TensorFlow or Keras themselves
+        imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(page.read_text()))
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(page.read_text()))
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"tensorflow", "keras"}, f"{page.name} imports TensorFlow directly"
 
 
 def test_opencv_has_haar_cascades():
