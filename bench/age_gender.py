@@ -9,8 +9,9 @@ Reports gender accuracy and age MAE (years), over all faces and over ages 18-70,
   detector's face (the app's default, YuNet with its landmarks; or ``--detector hog``: dlib HOG,
   Haar when HOG finds nothing; the whole crop as a last resort): the 12 views of ``STILL_VIEWS``
   (chip scales and small turns) and their mirror images, averaged;
-- ``ours_one_view``: one chip and its mirror (one reading of a face in a stream, where readings
-  are then averaged over frames);
+- ``ours_one_view``: one chip and its mirror;
+- ``stream_reading``: one chip, the age network's mirror left out (one reading of a face in a
+  stream, where readings are then averaged over frames);
 - ``rotated_30``: every face turned by +30 and -30 degrees about its centre, found again by the
   detector (HOG: the same box) and read (as ``ours``) with and without de-rotation;
 - ``held_out_half_1``: the same on the half of the faces (split by a hash of the file name) that
@@ -124,7 +125,8 @@ def main() -> int:
     package, model = AgeAndGender(), AgeGenderModel()
     truth_age = np.array([float(r["age"]) for r in rows])
     truth_male = np.array([r["gender"] == "0" for r in rows])
-    out: dict[str, list[float]] = {k: [] for k in ("package_age", "package_male", "age", "male", "one_age", "one_male")}
+    out: dict[str, list[float]] = {k: [] for k in ("package_age", "package_male", "age", "male", "one_age", "one_male",
+                                                   "stream_age", "stream_male")}
     turned: dict[str, list[float]] = {}
     sources: dict[str, int] = {}
     seconds = 0.0
@@ -140,6 +142,9 @@ def main() -> int:
         (one,) = model.estimate(image, [Face(face.box, landmarks=face.landmarks)])
         out["one_age"].append(one.age)
         out["one_male"].append(one.male_probability)
+        (reading,) = model.estimate(image, [Face(face.box, landmarks=face.landmarks)], mirror_age=False)
+        out["stream_age"].append(reading.age)
+        out["stream_male"].append(reading.male_probability)
         start = time.perf_counter()
         (estimate,) = model.estimate(image, [face], views=STILL_VIEWS)
         seconds += time.perf_counter() - start
@@ -167,6 +172,7 @@ def main() -> int:
         "ours": ours,
         "ours_ms_per_face": round(seconds / len(rows) * 1000, 1),
         "ours_one_view": scores(arrays["one_age"], arrays["one_male"], truth_age, truth_male),
+        "stream_reading": scores(arrays["stream_age"], arrays["stream_male"], truth_age, truth_male),
         "rotated_30": {
             key: scores(arrays[f"{key}_age"], arrays[f"{key}_male"], *both) for key in ("derotated", "not_derotated")
         },

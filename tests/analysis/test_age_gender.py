@@ -129,6 +129,7 @@ class CountingModel:
 def test_processor_fills_every_face_reads_new_tracks_first_within_its_budget(model, two_face_frame):
     processor = AgeGenderProcessor(settle=2, settle_s=0.0, refresh_s=0.0, reads_per_frame=1, model=CountingModel(model))
     pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
+    pipeline.process(two_face_frame)  # tracks start; their faces show from the second frame
     results = [pipeline.process(two_face_frame) for _ in range(5)]
     assert processor.model.reads == [1, 1, 1, 1, 1]  # never more than the budget
     assert [face.age is not None for face in results[0].faces] == [True, False]  # the left face first
@@ -145,6 +146,7 @@ def test_processor_fills_every_face_reads_new_tracks_first_within_its_budget(mod
 def test_tracks_are_read_again_only_once_due(model, two_face_frame):
     processor = AgeGenderProcessor(settle=2, settle_s=0.0, refresh_s=60.0, reads_per_frame=2, model=CountingModel(model))
     pipeline = FramePipeline(PipelineConfig(detector="hog", processors=(processor,)))
+    pipeline.process(two_face_frame)  # tracks start; their faces show from the second frame
     results = [pipeline.process(two_face_frame) for _ in range(4)]
     assert processor.model.reads == [2, 2]  # two readings each (settle), then nothing before refresh_s
     assert all(face.age is not None and face.angle is not None for face in results[-1].faces)

@@ -247,6 +247,7 @@ def test_past_its_budget_a_face_s_points_follow_it_without_the_cnn(two_face_fram
     processor.model.predict_crops = lambda crops, flip=False: calls.append(len(crops)) or model_predict(crops, flip)
     pipeline = FramePipeline(PipelineConfig(detector="yunet", processors=(processor,)))
     try:
+        pipeline.process(two_face_frame)  # tracks start; their faces show from the second frame
         first = pipeline.process(two_face_frame)
         shifted = np.roll(two_face_frame, 12, axis=1)
         second = pipeline.process(shifted)

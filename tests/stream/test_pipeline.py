@@ -44,13 +44,17 @@ class FrameLabel(Processor):
 
 def test_detects_tracks_and_draws_two_real_faces(two_face_frame):
     pipeline = FramePipeline(PipelineConfig(detector="haar"))
+    unconfirmed, first_frame = pipeline.annotate(two_face_frame)
+    assert first_frame.faces == [] and np.array_equal(unconfirmed, two_face_frame)  # not shown before its second frame
     annotated, result = pipeline.annotate(two_face_frame)
     assert len(result.faces) == 2
     first, second = (f.track_id for f in result.faces)
     assert first is not None and second is not None and first != second
     _, again = pipeline.annotate(two_face_frame)
     assert [f.track_id for f in again.faces] == [first, second]  # same faces, same tracks
-    _, other_stream = FramePipeline(PipelineConfig(detector="haar")).annotate(two_face_frame)
+    other = FramePipeline(PipelineConfig(detector="haar"))
+    other.annotate(two_face_frame)
+    _, other_stream = other.annotate(two_face_frame)
     assert not {f.track_id for f in other_stream.faces} & {first, second}  # ids unique across streams
     assert annotated.shape == two_face_frame.shape and annotated.dtype == np.uint8
     assert not np.array_equal(annotated, two_face_frame)  # boxes were drawn
@@ -61,9 +65,9 @@ def test_detects_tracks_and_draws_two_real_faces(two_face_frame):
 def test_a_failing_processor_lets_the_frame_through_and_is_reported_once(two_face_frame, caplog):
     exploding = Exploding()
     pipeline = FramePipeline(PipelineConfig(detector="haar", processors=(exploding, Naming())))
-    reference, _ = FramePipeline(PipelineConfig(detector="haar", processors=(Naming(),))).annotate(two_face_frame)
+    reference, _ = FramePipeline(PipelineConfig(detector="haar", processors=(Naming(),), tracking=False)).annotate(two_face_frame)
     with caplog.at_level(logging.ERROR, logger="core.stream.pipeline"):
-        for _ in range(3):
+        for _ in range(4):  # the faces show from their second frame on
             annotated, result = pipeline.annotate(two_face_frame)
     assert exploding.calls == 3
     assert [f.name for f in result.faces] == ["person 0", "person 1"]  # later processors still ran
@@ -155,6 +159,8 @@ def test_live_stream_callback_annotates_av_frames_and_keeps_timing(two_face_fram
     live = LiveStream()
     first = live.video_frame_callback(av_frame(two_face_frame, 3000))
     assert np.array_equal(first.to_ndarray(format="bgr24"), two_face_frame)  # nothing processed yet: the camera's frame
+    assert live.wait_processed()
+    live.video_frame_callback(av_frame(two_face_frame, 4500))  # the faces show from their second frame
     assert live.wait_processed() and live.stats.snapshot()["faces"] == 2
     out = live.video_frame_callback(av_frame(two_face_frame, 6000))
     assert (out.width, out.height, out.pts, out.time_base) == (640, 480, 6000, Fraction(1, 90000))
@@ -172,6 +178,7 @@ def test_live_stream_callback_annotates_av_frames_and_keeps_timing(two_face_fram
 class Slow(Processor):
     name = "slow"
     label = "Takes 3 s a frame"
+    needs_faces = False
 
     def process(self, frame_bgr, result):
         time.sleep(3.0)

@@ -30,6 +30,7 @@ class BoxRecorder(Processor):
 
     name = "recorder"
     label = "Recorder"
+    needs_faces = False  # called on every frame, so its list lines up with the frames
 
     def __init__(self) -> None:
         self.boxes: list[list] = []
