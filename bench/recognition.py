@@ -36,7 +36,6 @@ import numpy as np  # noqa: E402
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
 from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 from core.analysis import recognition  # noqa: E402
-from core.faces import Face  # noqa: E402
 from core.images import load_image  # noqa: E402
 from core.store.sqlite import Encodings, Gallery  # noqa: E402
 
@@ -51,10 +50,10 @@ SPREAD_FACTORS = (None, 1.2, 1.3, 1.4, 1.5)  # None: one threshold (the toleranc
 def query_encoding(path: Path, encoder: str) -> np.ndarray | None:
     """The encoding of the photo's main face as a query is encoded (no jitter); None if no face."""
     image = load_image(path)
-    boxes = recognition.detect_still(image)
-    if not boxes:
+    faces = recognition.find_faces(image)
+    if not faces:
         return None
-    return recognition.encode_face(image, Face(boxes[recognition.main_face(boxes, image.shape)]), encoder)
+    return recognition.encode_face(image, faces[recognition.main_face([f.box for f in faces], image.shape)], encoder)
 
 
 def score(matcher_args: dict, gallery: list[tuple[str, np.ndarray]], queries: list[tuple[str | None, np.ndarray | None]]) -> float:

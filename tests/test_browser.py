@@ -142,15 +142,15 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
 
 def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
     from core.analysis import recognition
-    from core.faces import Face
     from core.images import load_image
     from core.store.sqlite import Gallery, NewPhoto
 
     if recognition.active_encoder() != "sface":
         pytest.skip("SFace is not installed: dlib is the only encoder")
     image = load_image(shared_data("faces_identities/Tony_Blair/1.jpg"))
-    box = recognition.detect_still(image)[0]
-    dlib_encoding = recognition.encode_face(image, Face(box), "dlib")
+    face = recognition.find_faces(image)[0]
+    box = face.box
+    dlib_encoding = recognition.encode_face(image, face, "dlib")
     with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # as a gallery enrolled before SFace
         gallery.add_photos("Tony Blair", [NewPhoto("1.jpg", box, recognition.face_thumbnail(image, box), dlib_encoding, "dlib")])
     page.goto(f"{server[0]}/live")

@@ -64,6 +64,7 @@ SPREAD_FACTOR: float | None = None  # per-person thresholds (see Matcher): measu
 MIN_THRESHOLD = 0.4  # per-person thresholds never go below this (near-identical webcam snapshots)
 ENROLL_JITTERS = 10  # dlib: enrollment encodes each photo on 10 jittered copies and averages them
 MIN_FACE_PX = 40
+SUBJECT_RATIO = 1.6  # a face this many times wider than every other one is the photo's subject
 THUMBNAIL_PX = 160
 REENCODE_INTERVAL_S = 2.0
 MAX_ENCODINGS_PER_FRAME = 1
@@ -102,12 +103,11 @@ def load_encoder(encoder: str) -> None:
 
 
 @lru_cache(maxsize=None)
-def _still_detectors():
-    """dlib HOG upsampled once on photos of at most 1024 px (more reliable on stills than Haar),
-    and dlib's CNN on at most 400 px upsampled once, tried only when HOG finds nothing (~1 s)."""
-    from core.analysis.detect import DlibCnnDetector, DlibHogDetector
+def _fallback_detector():
+    """dlib HOG upsampled once on photos of at most 1024 px, for the rare photo YuNet finds nothing in."""
+    from core.analysis.detect import DlibHogDetector
 
-    return DlibHogDetector(max_side=1024, upsample=1), DlibCnnDetector(max_side=400, upsample=1)
+    return DlibHogDetector(max_side=1024, upsample=1)
 
 
 def encode_face(frame_bgr: np.ndarray, face: Face, encoder: str | None = None, enrolling: bool = False) -> np.ndarray:
@@ -124,10 +124,13 @@ def encode_face(frame_bgr: np.ndarray, face: Face, encoder: str | None = None, e
     return encoding
 
 
-def detect_still(image_bgr: np.ndarray) -> list[Box]:
-    """Faces of a still photo, left to right."""
-    hog, cnn = _still_detectors()
-    return hog(image_bgr) or cnn(image_bgr)
+def find_faces(image_bgr: np.ndarray) -> list[Face]:
+    """Faces of a still photo, left to right: the default detector at its still size (YuNet, with
+    its landmarks), dlib HOG when it finds none. Enrollment, recognition of photos and re-encoding
+    all find faces this way, so a photo's encoding does not depend on the path it took."""
+    from core.analysis.detect import DEFAULT_DETECTOR, get_detector
+
+    return get_detector(DEFAULT_DETECTOR, still=True).faces(image_bgr) or _fallback_detector().faces(image_bgr)
 
 
 # --- matching ------------------------------------------------------------------------------
@@ -204,7 +207,7 @@ def recognize(gallery: Gallery, image_bgr: np.ndarray, tolerance: float | None =
     """The faces of a still photo, each with its name (None: unknown) and distance."""
     encoder = active_encoder()
     matcher = gallery_matcher(gallery, encoder, tolerance)
-    faces = [Face(box) for box in detect_still(image_bgr)]
+    faces = find_faces(image_bgr)
     for face in faces:
         match = matcher.match(encode_face(image_bgr, face, encoder))
         face.name, face.distance = match.name, match.distance
@@ -287,19 +290,28 @@ def main_face(boxes: Sequence[Box], image_shape: tuple[int, ...]) -> int:
     return max(range(len(boxes)), key=key)
 
 
+def clear_subject(boxes: Sequence[Box]) -> bool:
+    """Whether one face is plainly the photo's subject: at least :data:`SUBJECT_RATIO` times as
+    wide as every other (the others are people in the background), so nobody needs to pick."""
+    widths = sorted((box.width for box in boxes), reverse=True)
+    return len(widths) == 1 or widths[0] >= SUBJECT_RATIO * widths[1]
+
+
 def prepare_photo(
     source_name: str, data: PhotoSource, face_index: int | None = None, largest_face: bool = False
 ) -> tuple[PhotoOutcome, NewPhoto | None]:
     """Decode, detect, choose one face, crop and encode; never raises for a bad photo.
 
     ``face_index`` picks among several faces (left to right); ``largest_face`` picks the largest
-    instead of asking. The second value is what to store, None when the photo is rejected.
+    instead of asking, as happens anyway when one face is plainly the subject
+    (:func:`clear_subject`). The second value is what to store, None when the photo is rejected.
     """
     try:
         image = data if isinstance(data, np.ndarray) else load_image(data)
     except ImageError as error:
         return PhotoOutcome(source_name, False, str(error)), None
-    boxes = detect_still(image)
+    faces = find_faces(image)
+    boxes = [face.box for face in faces]
     outcome = PhotoOutcome(source_name, False, boxes=boxes)
     if not boxes:
         outcome.reason = "no face found (use a sharp, well-lit photo of a face looking at the camera)"
@@ -309,9 +321,7 @@ def prepare_photo(
             outcome.reason = f"face {face_index} does not exist: the photo shows {len(boxes)} face(s)"
             return outcome, None
         chosen = face_index
-    elif len(boxes) == 1:
-        chosen = 0
-    elif largest_face:
+    elif largest_face or clear_subject(boxes):
         chosen = main_face(boxes, image.shape)
     else:
         outcome.reason = f"{len(boxes)} faces found: pick the one to enroll"
@@ -323,7 +333,7 @@ def prepare_photo(
         outcome.reason = f"the face is too small ({box.width}x{box.height} px; at least {MIN_FACE_PX} px needed)"
         return outcome, None
     encoder = active_encoder()
-    encoding = encode_face(image, Face(box), encoder, enrolling=True)
+    encoding = encode_face(image, faces[chosen], encoder, enrolling=True)
     outcome.accepted = True
     outcome.thumbnail_jpeg = face_thumbnail(image, box)
     return outcome, NewPhoto(source_name, box, outcome.thumbnail_jpeg, encoding, encoder)
@@ -369,11 +379,12 @@ def reencode_gallery(gallery: Gallery, encoder: str | None = None) -> dict[str, 
             if photo.encoder == encoder:
                 continue
             crop = load_image(photo.thumbnail_jpeg)
-            boxes = detect_still(crop)
-            if not boxes:
+            faces = find_faces(crop)
+            if not faces:
                 failed.append(photo.id)
                 continue
-            done[photo.id] = encode_face(crop, Face(boxes[main_face(boxes, crop.shape)]), encoder, enrolling=True)
+            face = faces[main_face([f.box for f in faces], crop.shape)]
+            done[photo.id] = encode_face(crop, face, encoder, enrolling=True)
     if done:
         gallery.replace_encodings(done, encoder)
     return {"reencoded": sorted(done), "failed": failed}
