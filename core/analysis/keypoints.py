@@ -145,8 +145,8 @@ def to_pixels(outputs: np.ndarray) -> np.ndarray:
 class KeypointModel:
     """A loaded keypoint CNN with one compiled, fixed-signature forward function; thread-safe.
 
-    ``predict_crops`` takes any number of 96x96 grayscale crops and runs them in one batch
-    (padded to a power of two, so only a handful of graphs are ever traced); with ``flip`` each
+    ``predict_crops`` takes any number of 96x96 grayscale crops and runs them in one batch (the
+    forward function's signature leaves the batch size free: it is traced once); with ``flip`` each
     crop is also run mirrored and the two predictions are averaged. ``average_flips`` says whether
     that helps this model: only when its last training stage used flips (a model fine-tuned
     without them has learnt the data's own left/right labelling habits, which a mirror undoes).
@@ -177,13 +177,9 @@ class KeypointModel:
         if n == 0:
             return np.zeros((0, self.n_points, 2), np.float32)
         batch = np.concatenate([crops, crops[:, :, ::-1]]) if flip else np.asarray(crops)
-        x = standardize(batch)
-        padded = 1 << (len(x) - 1).bit_length()
-        if padded > len(x):
-            x = np.concatenate([x, np.zeros((padded - len(x), *x.shape[1:]), np.float32)])
         with self._lock:
-            out = self._forward(x).numpy()
-        points = to_pixels(out[: len(batch)])
+            out = self._forward(standardize(batch)).numpy()
+        points = to_pixels(out)
         if not flip:
             return points
         mirrored = points[n:, self.mirror]
