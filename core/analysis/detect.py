@@ -25,7 +25,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from core.analysis.landmarks import yunet_landmarks
+from core.analysis.landmarks import yunet_landmarks, yunet_row_in_image
 from core.faces import Box, Face, Landmarks
 
 DETECTORS = ("yunet", "haar", "hog", "cnn")
@@ -74,23 +74,68 @@ class Detector(ABC):
 
 class YuNetDetector(Detector):
     """YuNet; each face's landmarks are ``left_eye``, ``right_eye``, ``nose_tip`` (one point each,
-    the eye centres) and ``mouth_corners`` (image's left first), the image's point of view."""
+    the eye centres) and ``mouth_corners`` (image's left first), the image's point of view.
+
+    With ``tile_side`` (stills), a photo larger than ``max_side`` is also searched in overlapping
+    tiles of that many pixels at up to twice ``max_side`` of resolution, so the small faces of a
+    large group photo are found as well as the big ones; overlapping finds are merged (NMS).
+    """
 
     name = "yunet"
 
-    def __init__(self, max_side: int = 320, min_score: float = 0.6, nms_threshold: float = 0.3) -> None:
+    def __init__(self, max_side: int = 320, min_score: float = 0.6, nms_threshold: float = 0.3,
+                 tile_side: int | None = None) -> None:  # fmt: skip
         super().__init__(max_side)
         from core.analysis import sface
 
         reason = sface.unavailable()
         if reason:
             raise RuntimeError(f"YuNet is unavailable: {reason}")
+        self.tile_side = tile_side
+        self.min_score, self.nms_threshold = min_score, nms_threshold
         self._net = cv2.FaceDetectorYN.create(str(sface.model_files()[0]), "", (max_side, max_side), min_score, nms_threshold)
 
     def _detect(self, frame_bgr: np.ndarray) -> list[tuple[Box, Landmarks | None]]:
-        self._net.setInputSize((frame_bgr.shape[1], frame_bgr.shape[0]))
-        _, rows = self._net.detect(frame_bgr)
-        return [(Box.from_xywh(*row[:4]), yunet_landmarks(row)) for row in ([] if rows is None else rows)]
+        return [(Box.from_xywh(*row[:4]), yunet_landmarks(row)) for row in self._rows(frame_bgr)]
+
+    def _rows(self, image: np.ndarray) -> list[np.ndarray]:
+        self._net.setInputSize((image.shape[1], image.shape[0]))
+        _, rows = self._net.detect(image)
+        return [] if rows is None else list(rows)
+
+    def faces(self, frame_bgr: np.ndarray) -> list[Face]:
+        height, width = frame_bgr.shape[:2]
+        if self.tile_side is None or max(height, width) <= self.max_side:
+            return super().faces(frame_bgr)
+        rows = []
+        for scale, tile in ((self.max_side / max(height, width), None), (min(1.0, 2 * self.max_side / max(height, width)), self.tile_side)):
+            image = cv2.resize(frame_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            for x0, y0, part in _tiles(image, tile):
+                with self._lock:
+                    found = self._rows(part)
+                for row in found:
+                    rows.append(yunet_row_in_image(row, x0, y0, scale))
+        keep = cv2.dnn.NMSBoxes([list(map(float, r[:4])) for r in rows], [float(r[14]) for r in rows],
+                                self.min_score, self.nms_threshold) if rows else []  # fmt: skip
+        faces = [Face(Box.from_xywh(*rows[i][:4]).clip(width, height), detector=self.name, landmarks=yunet_landmarks(rows[i]))
+                 for i in np.array(keep).reshape(-1)]  # fmt: skip
+        return sorted((f for f in faces if f.box.area > 0), key=lambda face: face.box.left)
+
+
+def _tiles(image: np.ndarray, side: int | None, overlap: float = 0.25):
+    """(x0, y0, view) of overlapping ``side`` x ``side`` tiles covering ``image``; the whole image when ``side`` is None."""
+    height, width = image.shape[:2]
+    if side is None or max(height, width) <= side:
+        yield 0, 0, image
+        return
+    step = int(side * (1 - overlap))
+
+    def starts(length: int) -> list[int]:
+        return sorted({*range(0, max(1, length - side), step), max(0, length - side)})
+
+    for y0 in starts(height):
+        for x0 in starts(width):
+            yield x0, y0, image[y0 : y0 + side, x0 : x0 + side]
 
 
 class HaarDetector(Detector):
@@ -152,8 +197,9 @@ class DlibCnnDetector(Detector):
 
 _CLASSES: dict[str, type[Detector]] = {"yunet": YuNetDetector, "haar": HaarDetector, "hog": DlibHogDetector, "cnn": DlibCnnDetector}
 # Sizes (longer side, px) for stills where they differ from the stream's: YuNet at 320 px keeps
-# up with a webcam (~6 ms) but would miss the small faces of a group photo.
-_STILL_OPTIONS: dict[str, dict[str, int]] = {"yunet": {"max_side": 1280}}
+# up with a webcam (~6 ms) but would miss the small faces of a group photo; a photo over 1280 px
+# is searched whole at 1280 px and in 1280-px tiles at up to 2560 px.
+_STILL_OPTIONS: dict[str, dict[str, int]] = {"yunet": {"max_side": 1280, "tile_side": 1280}}
 
 
 @lru_cache(maxsize=None)

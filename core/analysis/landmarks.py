@@ -84,6 +84,16 @@ def yunet_points(landmarks: Landmarks | None) -> np.ndarray | None:
     return np.array([*landmarks["left_eye"], *landmarks["right_eye"], *landmarks["nose_tip"], *landmarks["mouth_corners"]], np.float64)
 
 
+def yunet_row_in_image(row: np.ndarray, x0: float, y0: float, scale: float) -> np.ndarray:
+    """A YuNet row found in a view whose origin is (x0, y0) of an image scaled by ``scale``, in the
+    original image's pixels (x, y, w, h, five landmarks, score)."""
+    row = row.copy()
+    row[[0, 4, 6, 8, 10, 12]] += x0
+    row[[1, 5, 7, 9, 11, 13]] += y0
+    row[:14] /= scale
+    return row
+
+
 def yunet_row(face: Face) -> np.ndarray | None:
     """The inverse of :func:`yunet_landmarks` (what ``cv2.FaceRecognizerSF.alignCrop`` takes), or
     None when ``face`` has no YuNet landmarks."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.analysis.landmarks import eye_centers, face_landmarks, yunet_row
+from core.analysis.landmarks import eye_centers, face_landmarks, yunet_row, yunet_row_in_image
 from core.faces import Box, Face
 from core.models import package_dir
 
@@ -96,11 +96,8 @@ class SFaceEncoder:
         if rows is None:
             return None
         centre = (((box.left + box.right) / 2 - x0) * scale, ((box.top + box.bottom) / 2 - y0) * scale)
-        row = min(rows, key=lambda r: np.hypot(r[0] + r[2] / 2 - centre[0], r[1] + r[3] / 2 - centre[1])).copy()
-        row[:14] /= scale
-        row[0:14:2] += x0
-        row[1:14:2] += y0
-        return row
+        row = min(rows, key=lambda r: np.hypot(r[0] + r[2] / 2 - centre[0], r[1] + r[3] / 2 - centre[1]))
+        return yunet_row_in_image(row, x0 * scale, y0 * scale, scale)
 
 
 def eye_aligned_crop(frame_bgr: np.ndarray, face: Face) -> np.ndarray:

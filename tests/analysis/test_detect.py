@@ -68,3 +68,21 @@ def test_detectors_are_shared_and_unknown_names_are_refused():
     assert set(DETECTORS) == {"yunet", "haar", "hog", "cnn"} and DEFAULT_DETECTOR == "yunet"
     with pytest.raises(ValueError, match="unknown detector"):
         get_detector("yolo")
+
+
+def test_the_small_faces_of_a_large_group_photo_are_found_in_tiles(face_photos):
+    """A 4000x3000 photo: a big face found on the whole photo, 40-px faces in its tiles, none twice."""
+    group = np.full((3000, 4000, 3), 110, np.uint8)
+    squares = [(200, 200, 900)]  # (x, y, side): a face ~300 px wide, bigger than a tile's overlap
+    squares += [(1300 + 200 * (i % 6), 1400 + 900 * (i // 6), 120) for i in range(12)]  # faces ~40 px wide
+    for photo, (x, y, side) in zip(face_photos, squares):
+        paste(group, photo, x, y, side)
+    faces = get_detector("yunet", still=True).faces(group)
+
+    def inside(face, square):
+        x, y, side = square
+        return x <= (face.box.left + face.box.right) / 2 <= x + side and y <= (face.box.top + face.box.bottom) / 2 <= y + side
+
+    assert all(any(inside(f, square) for f in faces) for square in squares), [f.box for f in faces]
+    assert all(a.box.iou(b.box) < 0.3 for i, a in enumerate(faces) for b in faces[i + 1 :])  # merged across tiles
+    assert len(get_detector("yunet", still=False).faces(group)) < 6  # the stream size misses the small ones
