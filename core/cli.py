@@ -151,6 +151,20 @@ def cmd_eval_keypoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate_keypoints(args: argparse.Namespace) -> int:
+    from core.analysis.detect import DETECTORS
+    from core.analysis.keypoints_train import calibrate
+
+    if args.detector not in DETECTORS:
+        raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
+    photos = expand_inputs(args.photos)
+    try:
+        emit(calibrate(Path(args.weights), photos, args.detector, args.pad))
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from error
+    return 0
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
     import cv2
 
@@ -330,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     eval_kp.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                          help="test-time flip averaging (default: as the app does it for these weights)")
     eval_kp.set_defaults(run=cmd_eval_keypoints)
+
+    calibrate_kp = commands.add_parser(
+        "calibrate-keypoints", help="fit the keypoints' real-photo correction against dlib's 68 points (JSON summary)")
+    calibrate_kp.add_argument("photos", nargs="+", metavar="IMAGE", help="real photos: files, folders, @list.txt")
+    calibrate_kp.add_argument("--weights", default=default_weights)
+    calibrate_kp.add_argument("--detector", default=DEFAULT_DETECTOR)
+    calibrate_kp.add_argument("--pad", type=int, default=0, help="pixels of border added around each photo (tight crops)")
+    calibrate_kp.set_defaults(run=cmd_calibrate_keypoints)
 
     from core.style.gatys import BACKBONES, INITS, OPTIMIZERS, StyleSettings  # no TensorFlow at import
 

@@ -30,6 +30,7 @@ from core.faces import Box, Face, Landmarks
 
 DETECTORS = ("yunet", "haar", "hog", "cnn")
 DEFAULT_DETECTOR = "yunet"  # the one default of the pages, the CLI and enrollment
+TILE_MIN_SCORE = 0.75  # YuNet's score a face found only in a still photo's tiles needs
 DETECTOR_LABELS = {
     "yunet": "YuNet (finds the most faces, fast)",
     "haar": "Haar (frontal faces only)",
@@ -78,7 +79,9 @@ class YuNetDetector(Detector):
 
     With ``tile_side`` (stills), a photo larger than ``max_side`` is also searched in overlapping
     tiles of that many pixels at up to twice ``max_side`` of resolution, so the small faces of a
-    large group photo are found as well as the big ones; overlapping finds are merged (NMS).
+    large group photo are found as well as the big ones; overlapping finds are merged (NMS). A face
+    found only in the tiles needs a score of :data:`TILE_MIN_SCORE` (more pixels, more chances of a
+    face-like hand or pattern: one scored 0.61 on the Obama/Biden photo, real faces 0.9 there).
     """
 
     name = "yunet"
@@ -108,13 +111,14 @@ class YuNetDetector(Detector):
         if self.tile_side is None or max(height, width) <= self.max_side:
             return super().faces(frame_bgr)
         rows = []
-        for scale, tile in ((self.max_side / max(height, width), None), (min(1.0, 2 * self.max_side / max(height, width)), self.tile_side)):
+        passes = ((self.max_side / max(height, width), None, self.min_score),
+                  (min(1.0, 2 * self.max_side / max(height, width)), self.tile_side, TILE_MIN_SCORE))  # fmt: skip
+        for scale, tile, min_score in passes:
             image = cv2.resize(frame_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
             for x0, y0, part in _tiles(image, tile):
                 with self._lock:
                     found = self._rows(part)
-                for row in found:
-                    rows.append(yunet_row_in_image(row, x0, y0, scale))
+                rows += [yunet_row_in_image(row, x0, y0, scale) for row in found if row[14] >= min_score]
         keep = cv2.dnn.NMSBoxes([list(map(float, r[:4])) for r in rows], [float(r[14]) for r in rows],
                                 self.min_score, self.nms_threshold) if rows else []  # fmt: skip
         faces = [Face(Box.from_xywh(*rows[i][:4]).clip(width, height), detector=self.name, landmarks=yunet_landmarks(rows[i]))

