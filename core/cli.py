@@ -44,7 +44,20 @@ def expand_inputs(arguments: Sequence[str]) -> list[Path]:
 
 
 def emit(record: dict[str, Any]) -> None:
-    print(json.dumps(record, ensure_ascii=False), flush=True)
+    """One JSON line on stdout; strict JSON (a NaN or infinity is a bug, never printed)."""
+    print(json.dumps(record, ensure_ascii=False, allow_nan=False), flush=True)
+
+
+def _output_file(argument: str, suffixes: Sequence[str], inputs: Sequence[Path]) -> Path:
+    """OUT checked before any work: a known suffix, an existing folder, and none of ``inputs``."""
+    output = Path(argument)
+    if output.suffix.lower() not in suffixes:
+        raise UsageError(f"{output}: OUT must end in {' or '.join(suffixes)}")
+    if not output.parent.is_dir():
+        raise UsageError(f"{output.parent}: no such folder for the output")
+    if output.exists() and any(path.exists() and output.samefile(path) for path in inputs):
+        raise UsageError("the output would overwrite an input; choose another OUT")
+    return output
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -81,15 +94,10 @@ def cmd_annotate_video(args: argparse.Namespace) -> int:
     from core.stream.pipeline import FramePipeline, PipelineConfig
     from core.stream.video import VideoError, annotate_video
 
-    source, target = Path(args.input), Path(args.output)
+    source = Path(args.input)
     if args.detector not in DETECTORS:
         raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
-    if target.suffix.lower() != ".mp4":
-        raise UsageError(f"{target}: the output is an MP4 file, name it *.mp4")
-    if not target.parent.is_dir():
-        raise UsageError(f"{target.parent}: no such folder for the output")
-    if target.exists() and source.exists() and target.samefile(source):
-        raise UsageError("the output would overwrite the input; choose another OUT")
+    target = _output_file(args.output, (".mp4",), [source])
     if args.gallery:
         _gallery(args.gallery).close()  # a missing gallery file is a usage error, not an empty gallery
     names = [name.strip() for name in args.processors.split(",") if name.strip()]
@@ -171,9 +179,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from core.images import ImageError, load_image
     from core.style.gatys import StyleSettings, StyleTransferError, WeightsUnavailable, stylize
 
-    output = Path(args.output)
-    if output.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
-        raise UsageError(f"{output}: OUT must end in .png, .jpg or .webp")
+    output = _output_file(args.output, (".png", ".jpg", ".jpeg", ".webp"), [Path(args.content), Path(args.style)])
     try:
         content, style = load_image(args.content), load_image(args.style)
         settings = StyleSettings(
@@ -192,15 +198,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gallery(path: str | None, create: bool = False):
-    """The gallery at ``path`` (default: the app's); a missing file is an error unless ``create``."""
+def _gallery(path: str | None, write: bool = False, create: bool = False):
+    """The gallery at ``path`` (default: the app's), opened read-only unless ``write``; a missing
+    file is an error unless ``create`` (then the first write creates it: a refused enrollment
+    leaves nothing behind)."""
     from core.store.sqlite import Gallery, GalleryError, default_gallery_path
 
     location = Path(path) if path else default_gallery_path()
     if not create and not location.is_file():
         raise UsageError(f"no gallery at {location}: enroll somebody first (python -m core enroll)")
     try:
-        return Gallery(location)
+        return Gallery(location, readonly=not write)
     except GalleryError as error:
         raise UsageError(str(error)) from error
 
@@ -223,7 +231,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     except GalleryError as error:
         raise UsageError(f"--name: {error}") from error
     paths = expand_inputs(args.images)
-    with _gallery(args.gallery, create=True) as gallery:
+    with _gallery(args.gallery, write=True, create=True) as gallery:
         return 0 if _enroll_and_emit(gallery, name, paths, args.largest_face) else 1
 
 
@@ -237,7 +245,7 @@ def cmd_enroll_dir(args: argparse.Namespace) -> int:
     if not folders:
         raise UsageError(f"{root} has no sub-folders (expected one sub-folder of photos per person)")
     failures = 0
-    with _gallery(args.gallery, create=True) as gallery:
+    with _gallery(args.gallery, write=True, create=True) as gallery:
         for folder in folders:
             try:
                 name = validate_name(folder.name.replace("_", " "))
@@ -263,7 +271,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 def cmd_forget(args: argparse.Namespace) -> int:
     from core.store.sqlite import GalleryError
 
-    with _gallery(args.gallery) as gallery:
+    with _gallery(args.gallery, write=True) as gallery:
         try:
             deleted = gallery.forget(args.name)
         except GalleryError as error:

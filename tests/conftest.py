@@ -1,5 +1,8 @@
 import streamlit_webrtc  # noqa: F401, I001  (must precede TensorFlow: see core/__init__.py)
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -39,6 +42,37 @@ def two_face_frame(face_photos: list[Path]) -> np.ndarray:
     paste(frame, face_photos[0], 40, 120, 220)
     paste(frame, face_photos[1], 360, 120, 220)
     return frame
+
+
+@pytest.fixture
+def unwritable_folder():
+    """A folder holding a gallery of one person (Ada, tolerance 0.5) that neither the folder nor the
+    file let anybody but root write (in /tmp: another user must reach it)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="vision-lab-readonly-"))
+    from core.faces import Box
+    from core.store.sqlite import Gallery, NewPhoto
+
+    with Gallery(folder / "gallery.sqlite3") as gallery:
+        gallery.add_photos("Ada", [NewPhoto("ada.jpg", Box(10, 60, 60, 10), b"jpeg", np.ones(128), "sface")])
+        gallery.set_setting("tolerance", "0.5")
+    (folder / "gallery.sqlite3").chmod(0o444)
+    folder.chmod(0o555)  # not even -shm can be created beside it
+    yield folder
+    folder.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def as_a_user_who_cannot_write(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` (or ``python -m core`` when ``code`` is "cli") as a user for whom
+    0444 files are read-only: this one when not root, else nobody (root writes anything)."""
+    command = [sys.executable, *(["-m", "core", *args] if code == "cli" else ["-c", code])]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": "/tmp"}
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.hookimpl(wrapper=True)

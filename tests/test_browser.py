@@ -174,6 +174,57 @@ def test_photo_page_explains_a_file_that_is_not_a_photo(page, server):
     assert page.locator('[data-testid="stException"]').count() == 0 and metric(page, "Faces") is None
 
 
+def png(pixels, mode: str | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def hostile_uploads() -> list[dict]:
+    """The reliability probe's upload rows 1 and 2: a 2x2 image, a 1x3000 strip, and a 16-bit
+    grayscale PNG of a face (Pillow's own conversion turns it white)."""
+    import numpy as np
+    from PIL import Image
+
+    face = np.asarray(Image.open(shared_data("faces_identities/Colin_Powell/1.jpg")).convert("L"), np.uint16) * 257
+    files = {"tiny.png": png(np.zeros((2, 2, 3), np.uint8)), "strip.png": png(np.zeros((1, 3000, 3), np.uint8)),
+             "gray16.png": png(face)}  # fmt: skip
+    return [{"name": name, "mimeType": "image/png", "buffer": data} for name, data in files.items()]
+
+
+def test_people_page_refuses_tiny_uploads_one_by_one_and_enrolls_a_16_bit_grayscale_photo(page, server):
+    from core.store.sqlite import Gallery
+
+    page.goto(f"{server[0]}/people")
+    page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
+    page.get_by_label("Name", exact=True).first.fill("Colin Powell")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(hostile_uploads())
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("1 photo(s) saved for Colin Powell.").wait_for(timeout=120_000)
+    page.get_by_text("gray16.png: accepted").wait_for(timeout=30_000)
+    assert page.get_by_text(re.compile(r"image of 2x2 pixels is too small")).count() == 1
+    assert page.get_by_text(re.compile(r"image of 3000x1 pixels is too small")).count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+    with Gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
+        assert [photo.source for photo in gallery.photos("Colin Powell")] == ["gray16.png"]
+
+
+def test_photo_page_explains_a_tiny_upload_and_finds_the_face_of_a_16_bit_grayscale_one(page, server):
+    tiny, _, gray16 = hostile_uploads()
+    page.goto(f"{server[0]}/photo")
+    page.get_by_role("heading", name="Photo").first.wait_for(timeout=60_000)
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    uploader.set_input_files(tiny)
+    page.get_by_text(re.compile("tiny.png: image of 2x2 pixels is too small")).wait_for(timeout=60_000)
+    uploader.set_input_files(gray16)
+    wait_until(lambda: metric(page, "Faces") == 1, 120, "the Photo page to find the face of the 16-bit photo")
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
     page.goto(f"{server[0]}/photo")
     page.get_by_text("Take a photo").click(timeout=60_000)
@@ -226,6 +277,26 @@ def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_
         page.get_by_role("button", name="Download the annotated video").click()
     assert download.value.suggested_filename == "clip-annotated.mp4"
     assert Path(download.value.path()).stat().st_size > 10_000
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_video_page_explains_videos_cut_short_during_upload(page, server, tmp_path, face_photos):
+    from core.stream.pipeline import FramePipeline, PipelineConfig
+    from core.stream.video import annotate_video
+
+    frames = list(face_clip(face_photos[:2], 45, size=(320, 240), face_side=160))
+    plain = write_video(frames, tmp_path / "plain.mp4", fps=15)  # its index (moov) comes last
+    indexed_first = tmp_path / "faststart.mp4"  # the app's own output: index first, so the frames just stop
+    annotate_video(plain, indexed_first, FramePipeline(PipelineConfig(detector="haar", processors=[])))
+    page.goto(f"{server[0]}/video")
+    page.get_by_role("heading", name="Video").first.wait_for(timeout=60_000)
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    for clip, words in ((plain, "not a readable video.*truncated"), (indexed_first, "of the 45 frames .* truncated")):
+        cut = clip.read_bytes()[: clip.stat().st_size * 6 // 10]
+        uploader.set_input_files({"name": clip.name, "mimeType": "video/mp4", "buffer": cut})
+        page.get_by_role("button", name="Annotate").click(timeout=30_000)
+        page.get_by_text(re.compile(f"{clip.name}: .*{words}")).wait_for(timeout=120_000)
+        assert page.get_by_role("button", name="Download the annotated video").count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
 
 

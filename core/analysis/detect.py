@@ -27,9 +27,11 @@ import numpy as np
 
 from core.analysis.landmarks import yunet_landmarks, yunet_row_in_image
 from core.faces import Box, Face, Landmarks
+from core.images import resize_by
 
 DETECTORS = ("yunet", "haar", "hog", "cnn")
 DEFAULT_DETECTOR = "yunet"  # the one default of the pages, the CLI and enrollment
+MIN_DETECT_SIDE = 16  # a shrunk image narrower than this holds no face any detector finds (dlib would raise)
 TILE_MIN_SCORE = 0.75  # YuNet's score a face found only in a still photo's tiles needs
 DETECTOR_LABELS = {
     "yunet": "YuNet (finds the most faces, fast)",
@@ -55,9 +57,9 @@ class Detector(ABC):
         """One :class:`Face` per face found, with ``landmarks`` when this detector gives them."""
         height, width = frame_bgr.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
-        small = frame_bgr
-        if scale < 1.0:
-            small = cv2.resize(frame_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        small = resize_by(frame_bgr, scale)
+        if min(small.shape[:2]) < MIN_DETECT_SIDE:
+            return []
         with self._lock:
             found = self._detect(small)
         faces = []
@@ -114,8 +116,10 @@ class YuNetDetector(Detector):
         passes = ((self.max_side / max(height, width), None, self.min_score),
                   (min(1.0, 2 * self.max_side / max(height, width)), self.tile_side, TILE_MIN_SCORE))  # fmt: skip
         for scale, tile, min_score in passes:
-            image = cv2.resize(frame_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            image = resize_by(frame_bgr, scale)
             for x0, y0, part in _tiles(image, tile):
+                if min(part.shape[:2]) < MIN_DETECT_SIDE:
+                    continue
                 with self._lock:
                     found = self._rows(part)
                 rows += [yunet_row_in_image(row, x0, y0, scale) for row in found if row[14] >= min_score]

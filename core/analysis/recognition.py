@@ -36,7 +36,7 @@ from core.analysis import sface
 from core.analysis.landmarks import dlib_shape
 from core.analysis.processors import ProcessorSpec, register
 from core.faces import Box, Face, FrameResult, Processor
-from core.images import ImageError, load_image
+from core.images import ImageError, check_image, load_image, resize_by
 from core.store.sqlite import Encodings, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
 
 
@@ -270,9 +270,7 @@ def face_thumbnail(image_bgr: np.ndarray, box: Box) -> bytes:
     height, width = image_bgr.shape[:2]
     pad = max(box.width, box.height) // 4
     crop = image_bgr[max(0, box.top - pad) : min(height, box.bottom + pad), max(0, box.left - pad) : min(width, box.right + pad)]
-    scale = min(1.0, THUMBNAIL_PX / max(crop.shape[:2]))
-    if scale < 1.0:
-        crop = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    crop = resize_by(crop, min(1.0, THUMBNAIL_PX / max(crop.shape[:2])))
     ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise ImageError("could not encode the face crop as JPEG")
@@ -307,7 +305,7 @@ def prepare_photo(
     (:func:`clear_subject`). The second value is what to store, None when the photo is rejected.
     """
     try:
-        image = data if isinstance(data, np.ndarray) else load_image(data)
+        image = check_image(data) if isinstance(data, np.ndarray) else load_image(data)
     except ImageError as error:
         return PhotoOutcome(source_name, False, str(error)), None
     faces = find_faces(image)
@@ -409,7 +407,7 @@ class RecognitionProcessor(Processor):
     def __init__(self, gallery: str | None = None, tolerance: float | None = None) -> None:
         self.gallery_path = Path(gallery) if gallery else default_gallery_path()
         self.tolerance = tolerance  # None: the gallery's saved tolerance
-        self._gallery: Gallery | None = None  # opened once the file exists; never created here
+        self._gallery = Gallery(self.gallery_path, readonly=True)  # an absent file reads as an empty gallery
         self._lock = threading.Lock()
         self._tracks: dict[int, _Track] = {}
         self._sightings: dict[int, tuple[int, float]] = {}  # track not encoded yet -> (frames seen, last seen)
@@ -420,20 +418,14 @@ class RecognitionProcessor(Processor):
 
     def matcher(self) -> Matcher:
         """The matcher for the gallery's current content, rebuilt only when the gallery changed
-        (checked at most every GALLERY_CHECK_INTERVAL_S); an absent gallery file is an empty gallery."""
+        (checked at most every GALLERY_CHECK_INTERVAL_S)."""
         now = time.monotonic()
         with self._lock:
             if self._matcher is not None and now - self._checked_at < GALLERY_CHECK_INTERVAL_S:
                 return self._matcher
             self._checked_at = now
-            if self._gallery is None and self.gallery_path.is_file():
-                self._gallery = Gallery(self.gallery_path)
-            version = -1 if self._gallery is None else self._gallery.version()
-            if self._matcher is None or self._matcher.version != version:
-                if self._gallery is None:
-                    self._matcher = Matcher(Encodings((), np.zeros((0, 128)), -1), self.tolerance or default_tolerance(self.encoder))
-                else:
-                    self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
+            if self._matcher is None or self._matcher.version != self._gallery.version():
+                self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
                 for track in self._tracks.values():
                     track.match = self._matcher.match(track.encoding)
             return self._matcher

@@ -8,7 +8,18 @@ Invariants:
 - :meth:`Gallery.version` grows with every committed change, from any connection, so readers
   can cache what they derived from the gallery (the matcher of the live processor).
 - Nothing is pickled: encodings are little-endian float64 bytes, thumbnails JPEG bytes.
-- Names are validated by :func:`validate_name` before anything is written.
+- Names are validated by :func:`validate_name` before anything is written, and looked up by
+  :func:`name_key` (NFC, then casefold): "JOSÉ ÑÚÑEZ", "José Ñúñez" and its decomposed (NFD)
+  spelling are one person for enroll, rename, forget and every lookup.
+- Opening a file never changes it unless it is a gallery: another application's SQLite file is
+  refused untouched (its tables are checked before any write). A missing file is created by the
+  first write only, so a refused enrollment leaves no file and no folder behind.
+- ``readonly=True`` opens the file read-only (``mode=ro``): reading commands work on a gallery
+  they may not write.
+- Deleting (forget, a photo, replaced encodings, an old name) leaves nothing recoverable in the
+  file or beside it: ``secure_delete`` zeroes the freed content, and a ``TRUNCATE`` checkpoint
+  copies the zeroed pages into the file and empties the write-ahead log even while other
+  connections are open (it waits for their reads to finish, up to the busy timeout).
 - Every encoding is stored with the name of the encoder that made it (``photos.encoder``);
   encodings of different encoders are never compared (:meth:`Gallery.encodings` filters by
   encoder). Files written before that column existed are upgraded on opening: their encodings
@@ -24,6 +35,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,26 +49,36 @@ ENCODING_DTYPE = np.dtype("<f8")
 ENCODING_SIZE = 128
 # Characters that could make a name a path, markup or markdown when shown somewhere.
 FORBIDDEN_NAME_CHARACTERS = set('/\\<>`*_[]{}()#|~!$^&=:;"')
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS photos (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    source TEXT NOT NULL,
-    box TEXT NOT NULL,
-    thumbnail BLOB NOT NULL,
-    encoding BLOB NOT NULL,
-    encoder TEXT NOT NULL DEFAULT 'dlib',
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS photos_by_person ON photos(person_id);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO settings(key, value) VALUES ('version', '0');
-"""
+APPLICATION_ID = 0x564C4142  # "VLAB" in the file header: this file is a Vision Lab gallery
+SCHEMA = (  # idempotent statements: several processes may initialise one file at once
+    """CREATE TABLE IF NOT EXISTS people (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS photos (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        box TEXT NOT NULL,
+        thumbnail BLOB NOT NULL,
+        encoding BLOB NOT NULL,
+        encoder TEXT NOT NULL DEFAULT 'dlib',
+        created REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS photos_by_person ON photos(person_id)",
+    "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT OR IGNORE INTO settings(key, value) VALUES ('version', '0')",
+)
+# The columns a file must have to be taken for a gallery (those of the first released version);
+# newer ones (people.key, photos.encoder) are added by Gallery._upgrade.
+REQUIRED_COLUMNS = {
+    "people": {"id", "name", "created"},
+    "photos": {"id", "person_id", "source", "box", "thumbnail", "encoding", "created"},
+    "settings": {"key", "value"},
+}
+CURRENT_COLUMNS = {"people": {"key"}, "photos": {"encoder"}}
 
 
 class GalleryError(ValueError):
@@ -110,6 +132,12 @@ def default_gallery_path() -> Path:
     return Path(data_home) / "vision-lab" / "gallery.sqlite3"
 
 
+def name_key(name: str) -> str:
+    """What two names must share to be one person: NFC, stripped, casefolded (any script's case,
+    not only ASCII's), NFC again (casefolding can decompose)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).strip().casefold())
+
+
 def validate_name(name: object) -> str:
     """The name, stripped; raises :class:`GalleryError` saying why it cannot name a person."""
     if not isinstance(name, str):
@@ -130,28 +158,28 @@ def validate_name(name: object) -> str:
 
 
 class Gallery:
-    """One gallery file; share an instance between threads freely."""
+    """One gallery file; share an instance between threads freely.
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    The connection is opened when the file exists (at once, or at the first read after another
+    process created it) or by the first write (which creates it); until then every read sees an
+    empty gallery.
+    """
+
+    def __init__(self, path: str | Path | None = None, readonly: bool = False) -> None:
         self.path = Path(path) if path is not None else default_gallery_path()
+        self.readonly = readonly
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a folder; the gallery must be a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA secure_delete=ON")  # deleted photos and encodings are overwritten
-            self._db.executescript(SCHEMA)  # idempotent statements: safe when several processes open the file
-            self._upgrade()
-        except sqlite3.DatabaseError as error:
-            raise GalleryError(f"{self.path} is not a usable gallery file ({error})") from error
+        self._db: sqlite3.Connection | None = None
+        with self._lock:
+            self._connection(create=False)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __enter__(self) -> Gallery:
         return self
@@ -161,38 +189,40 @@ class Gallery:
 
     # --- reading -------------------------------------------------------------------------
     def version(self) -> int:
-        """A number that grows with every committed change (cheap: one indexed read)."""
-        with self._lock:
-            return int(self._db.execute("SELECT value FROM settings WHERE key='version'").fetchone()[0])
+        """A number that grows with every committed change (cheap: one indexed read); 0 before
+        the file exists."""
+        rows = self._read("SELECT value FROM settings WHERE key='version'")
+        return int(rows[0][0]) if rows else 0
 
     def people(self) -> list[Person]:
         """Everyone, sorted by name, with their number of photos."""
         return self._people("", ())
 
     def person(self, name: str) -> Person | None:
-        """``name`` (compared ignoring ASCII case), or None."""
-        found = self._people("WHERE p.name = ?", (name.strip(),))
+        """The person whose name has ``name``'s :func:`name_key`, or None."""
+        found = self._people("WHERE p.key = ?", (name_key(name),))
         return found[0] if found else None
 
     def photos(self, name: str) -> list[Photo]:
         """The photos of ``name`` in the order they were added; raises if there is no such person."""
         person = self._require(name)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, source, box, thumbnail, encoder FROM photos WHERE person_id=? ORDER BY id", (person.id,)
-            ).fetchall()
+        rows = self._read("SELECT id, source, box, thumbnail, encoder FROM photos WHERE person_id=? ORDER BY id", (person.id,))
         return [Photo(row[0], person.name, row[1], Box(*json.loads(row[2])), bytes(row[3]), row[4]) for row in rows]
 
     def encodings(self, encoder: str | None = None) -> Encodings:
         """The encodings made by ``encoder`` (every one when None) with their person's name, and
         the version they were read at."""
-        with self._lock, self._transaction(immediate=False):
-            version = int(self._db.execute("SELECT value FROM settings WHERE key='version'").fetchone()[0])
-            rows = self._db.execute(
-                "SELECT p.name, ph.encoding FROM photos ph JOIN people p ON p.id = ph.person_id "
-                "WHERE ?1 IS NULL OR ph.encoder = ?1 ORDER BY ph.id",
-                (encoder,),
-            ).fetchall()
+        with self._lock:
+            db = self._connection(create=False)
+            if db is None:
+                return Encodings((), np.zeros((0, ENCODING_SIZE)), 0)
+            with _Transaction(db, immediate=False):
+                version = int(db.execute("SELECT value FROM settings WHERE key='version'").fetchone()[0])
+                rows = db.execute(
+                    "SELECT p.name, ph.encoding FROM photos ph JOIN people p ON p.id = ph.person_id "
+                    "WHERE ?1 IS NULL OR ph.encoder = ?1 ORDER BY ph.id",
+                    (encoder,),
+                ).fetchall()
         matrix = np.zeros((len(rows), ENCODING_SIZE))
         for i, (_, blob) in enumerate(rows):
             matrix[i] = np.frombuffer(blob, dtype=ENCODING_DTYPE)
@@ -200,38 +230,37 @@ class Gallery:
 
     def encoder_counts(self) -> dict[str, int]:
         """How many photos each encoder's encodings cover."""
-        with self._lock:
-            return dict(self._db.execute("SELECT encoder, COUNT(*) FROM photos GROUP BY encoder").fetchall())
+        return dict(self._read("SELECT encoder, COUNT(*) FROM photos GROUP BY encoder"))
 
     def setting(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
-        return None if row is None else row[0]
+        rows = self._read("SELECT value FROM settings WHERE key=?", (key,))
+        return rows[0][0] if rows else None
 
     # --- writing (each method is one transaction) -----------------------------------------
     def add_person(self, name: str) -> Person:
         """Create ``name`` with no photos; raises if the name is invalid or taken."""
         name = validate_name(name)
-        with self._lock, self._transaction():
-            if self._find_id(name) is not None:
+        with self._writing() as db:
+            if self._find_id(db, name) is not None:
                 raise GalleryError(f"{name!r} is already in the gallery")
-            self._db.execute("INSERT INTO people(name, created) VALUES (?, ?)", (name, time.time()))
-            self._bump()
+            db.execute("INSERT INTO people(name, key, created) VALUES (?, ?, ?)", (name, name_key(name), time.time()))
         return self._require(name)
 
     def add_photos(self, name: str, photos: Sequence[NewPhoto], create: bool = True) -> list[int]:
         """Store ``photos`` for ``name`` (created if absent and ``create``) atomically; their ids."""
         name = validate_name(name)
         _check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
-        with self._lock, self._transaction():
-            person_id = self._find_id(name)
+        with self._writing() as db:
+            person_id = self._find_id(db, name)
             if person_id is None:
                 if not create:
                     raise GalleryError(f"nobody called {name!r} in the gallery")
-                person_id = self._db.execute("INSERT INTO people(name, created) VALUES (?, ?)", (name, time.time())).lastrowid
+                person_id = db.execute(
+                    "INSERT INTO people(name, key, created) VALUES (?, ?, ?)", (name, name_key(name), time.time())
+                ).lastrowid
             ids = []
             for photo in photos:
-                cursor = self._db.execute(
+                cursor = db.execute(
                     "INSERT INTO photos(person_id, source, box, thumbnail, encoding, encoder, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         person_id,
@@ -244,92 +273,117 @@ class Gallery:
                     ),
                 )
                 ids.append(cursor.lastrowid)
-            self._bump()
         return ids
 
     def rename(self, old: str, new: str) -> Person:
+        """Give ``old`` the name ``new`` (a change of case or accents only is fine); the old
+        name is erased."""
         new = validate_name(new)
-        with self._lock, self._transaction():
-            person_id = self._find_id(old)
+        with self._writing(erases=True) as db:
+            person_id = self._find_id(db, old)
             if person_id is None:
                 raise GalleryError(f"nobody called {old!r} in the gallery")
-            other = self._find_id(new)
+            other = self._find_id(db, new)
             if other is not None and other != person_id:
                 raise GalleryError(f"{new!r} is already in the gallery")
-            self._db.execute("UPDATE people SET name=? WHERE id=?", (new, person_id))
-            self._bump()
+            db.execute("UPDATE people SET name=?, key=? WHERE id=?", (new, name_key(new), person_id))
         return self._require(new)
 
     def forget(self, name: str) -> int:
-        """Delete ``name`` with every photo and encoding; the number of photos deleted."""
-        with self._lock, self._transaction():
-            person_id = self._find_id(name)
+        """Delete ``name`` with every photo and encoding, leaving nothing recoverable; the number
+        of photos deleted."""
+        with self._writing(erases=True) as db:
+            person_id = self._find_id(db, name)
             if person_id is None:
-                raise GalleryError(f"nobody called {name!r} in the gallery")
-            deleted = self._db.execute("DELETE FROM photos WHERE person_id=?", (person_id,)).rowcount
-            self._db.execute("DELETE FROM people WHERE id=?", (person_id,))
-            self._bump()
+                raise GalleryError(f"nobody called {name.strip()!r} in the gallery")
+            deleted = db.execute("DELETE FROM photos WHERE person_id=?", (person_id,)).rowcount
+            db.execute("DELETE FROM people WHERE id=?", (person_id,))
         return deleted
 
     def delete_photo(self, photo_id: int) -> None:
-        with self._lock, self._transaction():
-            if self._db.execute("DELETE FROM photos WHERE id=?", (photo_id,)).rowcount == 0:
+        with self._writing(erases=True) as db:
+            if db.execute("DELETE FROM photos WHERE id=?", (photo_id,)).rowcount == 0:
                 raise GalleryError(f"no photo {photo_id} in the gallery")
-            self._bump()
 
     def replace_encodings(self, encodings: dict[int, np.ndarray], encoder: str) -> None:
-        """Give the photos ``encodings`` (photo id -> new encoding) made by ``encoder``, in one transaction."""
+        """Give the photos ``encodings`` (photo id -> new encoding) made by ``encoder``, in one
+        transaction; the old encodings are erased."""
         _check_encodings(list(encodings.values()), [f"photo {photo_id}" for photo_id in encodings])
-        with self._lock, self._transaction():
+        with self._writing(erases=True) as db:
             for photo_id, encoding in encodings.items():
-                updated = self._db.execute(
+                updated = db.execute(
                     "UPDATE photos SET encoding=?, encoder=? WHERE id=?",
                     (np.asarray(encoding, dtype=ENCODING_DTYPE).tobytes(), encoder, photo_id),
                 ).rowcount
                 if updated == 0:
                     raise GalleryError(f"no photo {photo_id} in the gallery")
-            self._bump()
 
     def set_setting(self, key: str, value: str) -> None:
         if key == "version":
             raise GalleryError("'version' is maintained by the gallery itself")
-        with self._lock, self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
-            self._bump()
+        with self._writing() as db:
+            db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
 
     # --- internals -----------------------------------------------------------------------
-    def _upgrade(self) -> None:
-        """Add ``photos.encoder`` to a file written before it existed (its encodings are dlib's)."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(photos)")}
-        if "encoder" not in columns:
-            with self._transaction():
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(photos)")}  # another process?
-                if "encoder" not in columns:
-                    self._db.execute("ALTER TABLE photos ADD COLUMN encoder TEXT NOT NULL DEFAULT 'dlib'")
+    def _connection(self, create: bool) -> sqlite3.Connection | None:
+        """The open connection; else opens the file if it exists (checked first: a file that is
+        not a gallery is refused untouched), or creates it when ``create``; None when absent.
+        Call with the lock held."""
+        if self._db is not None:
+            return self._db
+        if not self.path.exists() and not create:
+            return None
+        state = _inspect(self.path) if self.path.exists() else "empty"
+        if self.readonly:
+            if state == "empty":
+                return None  # nothing to read yet
+            if state == "old":
+                raise GalleryError(
+                    f"{self.path} was written by an older version of Vision Lab and must be upgraded by a command "
+                    "that may write it (enroll, forget, or the People page)"
+                )
+            self._db = _connect(self.path, readonly=True)
+            return self._db
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = _connect(self.path, readonly=False)
+        if state != "current":
+            try:
+                with _Transaction(db, immediate=True):
+                    _initialise(db)
+            except Exception:
+                db.close()
+                raise
+        self._db = db
+        return db
 
-    def _transaction(self, immediate: bool = True):
-        return _Transaction(self._db, immediate)
+    def _writing(self, erases: bool = False) -> _Write:
+        """A write transaction; one that ``erases`` changes what exists, so it never creates the file."""
+        if self.readonly:
+            raise GalleryError(f"{self.path} was opened read-only")
+        return _Write(self, erases)
+
+    def _read(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        with self._lock:
+            db = self._connection(create=False)
+            return [] if db is None else db.execute(sql, parameters).fetchall()
 
     def _people(self, where: str, parameters: tuple) -> list[Person]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT p.id, p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id "
-                f"{where} GROUP BY p.id ORDER BY p.name COLLATE NOCASE",
-                parameters,
-            ).fetchall()
+        rows = self._read(
+            "SELECT p.id, p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id "
+            f"{where} GROUP BY p.id ORDER BY p.key, p.name",
+            parameters,
+        )
         return [Person(*row) for row in rows]
 
-    def _bump(self) -> None:
-        self._db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key='version'")
-
-    def _find_id(self, name: str) -> int | None:
-        row = self._db.execute("SELECT id FROM people WHERE name=?", (name.strip(),)).fetchone()
+    @staticmethod
+    def _find_id(db: sqlite3.Connection, name: str) -> int | None:
+        row = db.execute("SELECT id FROM people WHERE key=?", (name_key(name),)).fetchone()
         return None if row is None else row[0]
 
     def _require(self, name: str) -> Person:
         person = self.person(name)
         if person is None:
-            raise GalleryError(f"nobody called {name!r} in the gallery")
+            raise GalleryError(f"nobody called {name.strip()!r} in the gallery")
         return person
 
 
@@ -351,3 +405,117 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class _Write:
+    """One write transaction of a :class:`Gallery` (creating the file if needed) that bumps its
+    version; with ``erases``, the freed pages are then checkpointed into the file and the
+    write-ahead log truncated, so no deleted byte stays readable."""
+
+    def __init__(self, gallery: Gallery, erases: bool) -> None:
+        self._gallery = gallery
+        self._erases = erases
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._gallery._lock.acquire()
+        try:
+            db = self._gallery._connection(create=not self._erases)
+            if db is None:
+                raise GalleryError(f"{self._gallery.path}: there is no gallery there yet")
+            self._db = db
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._gallery._lock.release()
+            raise
+        return self._db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None:
+                self._db.execute("ROLLBACK")
+                return
+            self._db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key='version'")
+            self._db.execute("COMMIT")
+            if self._erases:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # waits for readers (busy timeout)
+        finally:
+            self._gallery._lock.release()
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            db = _open_read_only(path)
+            db.execute("PRAGMA query_only=ON")
+        else:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=ON")  # deleted photos and encodings are overwritten with zeros
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+    except sqlite3.DatabaseError as error:
+        raise GalleryError(f"{path} is not a usable gallery file ({error})") from error
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write ``path``. In WAL mode, reading needs the ``-shm`` file
+    beside it; where nobody may create it (a read-only folder), the file is opened as immutable:
+    nothing can change it then, and a write-ahead log left by a crash is not read."""
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+
+
+def _inspect(path: Path) -> str:
+    """What ``path`` holds, read without changing it: "empty" (no tables yet), "old" (a gallery
+    of an earlier version, to upgrade) or "current"; :class:`GalleryError` for anything else."""
+    try:
+        with closing(_open_read_only(path)) as db:
+            application_id = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+            columns = {table: {row[1] for row in db.execute(f"PRAGMA table_info({table!r})")} for table in tables}
+    except sqlite3.DatabaseError as error:
+        raise GalleryError(f"{path} is not a usable gallery file ({error})") from error
+    if application_id not in (0, APPLICATION_ID):
+        raise GalleryError(f"{path} belongs to another application (SQLite application id {application_id:#x}); "
+                           "choose another gallery file")  # fmt: skip
+    if not tables:
+        return "empty"
+    if set(tables) != set(REQUIRED_COLUMNS) or any(not REQUIRED_COLUMNS[t] <= columns[t] for t in tables):
+        raise GalleryError(f"{path} is not a Vision Lab gallery (it holds the tables {', '.join(sorted(tables))}); "
+                           "it was left untouched: choose another gallery file")  # fmt: skip
+    current = application_id == APPLICATION_ID and all(CURRENT_COLUMNS[t] <= columns[t] for t in CURRENT_COLUMNS)
+    return "current" if current else "old"
+
+
+def _initialise(db: sqlite3.Connection) -> None:
+    """Create the tables, or upgrade an earlier version's (inside the caller's transaction):
+    ``photos.encoder`` (older encodings are dlib's, the only encoder then) and ``people.key``
+    (filled by :func:`name_key`; people whose names then coincide, possible only through the
+    old ASCII-only comparison, become one person with all their photos)."""
+    for statement in SCHEMA:
+        db.execute(statement)
+    columns = {table: {row[1] for row in db.execute(f"PRAGMA table_info({table})")} for table in CURRENT_COLUMNS}
+    if "encoder" not in columns["photos"]:
+        db.execute("ALTER TABLE photos ADD COLUMN encoder TEXT NOT NULL DEFAULT 'dlib'")
+    if "key" not in columns["people"]:
+        db.execute("ALTER TABLE people ADD COLUMN key TEXT NOT NULL DEFAULT ''")
+        first_of: dict[str, int] = {}
+        for person_id, name in db.execute("SELECT id, name FROM people ORDER BY id").fetchall():
+            key = name_key(name)
+            if key in first_of:
+                db.execute("UPDATE photos SET person_id=? WHERE person_id=?", (first_of[key], person_id))
+                db.execute("DELETE FROM people WHERE id=?", (person_id,))
+            else:
+                first_of[key] = person_id
+                db.execute("UPDATE people SET key=? WHERE id=?", (key, person_id))
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS people_by_key ON people(key)")
+    db.execute(f"PRAGMA application_id={APPLICATION_ID}")

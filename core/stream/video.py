@@ -13,7 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
-import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -31,6 +31,7 @@ from core.stream.pipeline import FramePipeline
 
 MAX_BYTES = 500 * 2**20
 MAX_SECONDS = 10 * 60
+MIN_FPS, MAX_FPS = 0.5, 480  # outside this, a frame rate comes from a damaged header
 VIDEO_SUFFIXES = ("mp4", "mov", "m4v", "mkv", "webm", "avi", "mpeg", "mpg", "ts", "3gp")
 COPIED_AUDIO_CODECS = {"aac", "mp3", "mp3float"}  # MP4 holds these and every browser plays them
 VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"
@@ -46,25 +47,43 @@ class VideoCancelled(Exception):
     """The caller's cancel check said stop; no output was written."""
 
 
-def _open_input(src: Path, max_bytes: int, max_seconds: float) -> av.container.InputContainer:
+def _open_input(src: Path, label: str, max_bytes: int, max_seconds: float) -> av.container.InputContainer:
     """Open ``src`` after checking its size, that it holds a video stream, and its duration."""
     if not src.is_file():
-        raise VideoError(f"{src}: no such file")
+        raise VideoError(f"{label}: no such file")
     size = src.stat().st_size
     if size > max_bytes:
-        raise VideoError(f"{src.name}: {size / 2**20:.0f} MB is larger than the {max_bytes / 2**20:.0f} MB limit")
+        raise VideoError(f"{label}: {size / 2**20:.0f} MB is larger than the {max_bytes / 2**20:.0f} MB limit")
     try:
         container = av.open(str(src))
     except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise VideoError(f"{src.name}: not a readable video ({error})") from error
+        raise VideoError(
+            f"{label}: not a readable video ({_ffmpeg_says(error)}): damaged, truncated (an interrupted upload or"
+            " copy?) or not a video at all"
+        ) from error
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        container.close()  # FFmpeg reads a still image as a one-frame video
+        raise VideoError(f"{label}: this is a still image, not a video (use the Photo page or `analyze`)")
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{src.name}: the file has no video stream")
+        raise VideoError(f"{label}: the file has no video stream")
+    rate = _frame_rate(container.streams.video[0])
+    if not MIN_FPS <= rate <= MAX_FPS:
+        container.close()
+        raise VideoError(
+            f"{label}: the file's timing is damaged (its header gives {float(rate):.3g} frames per second);"
+            " re-encode it with a video editor or ffmpeg first"
+        )
     seconds = _duration_s(container)
     if seconds is not None and seconds > max_seconds:
         container.close()
-        raise VideoError(f"{src.name}: {seconds:.0f} s is longer than the {max_seconds:.0f} s limit; trim it first")
+        raise VideoError(f"{label}: {seconds:.0f} s is longer than the {max_seconds:.0f} s limit; trim it first")
     return container
+
+
+def _ffmpeg_says(error: Exception) -> str:
+    """FFmpeg's reason alone: without its error number and the server-side path it names."""
+    return getattr(error, "strerror", None) or type(error).__name__
 
 
 def _duration_s(container: av.container.InputContainer) -> float | None:
@@ -138,23 +157,26 @@ def annotate_video(
     cancelled: Callable[[], bool] | None = None,
     max_bytes: int = MAX_BYTES,
     max_seconds: float = MAX_SECONDS,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Annotate every frame of ``src`` with ``pipeline`` into the MP4 ``dst``; returns a summary.
+    Messages call the input ``name`` (the uploaded file's own name), else by its file name.
 
     ``progress(done_frames, total_frames)`` is called after each frame (``total_frames`` is the
     container's count or estimate, never below ``done_frames``; the last call has them equal).
     ``cancelled()`` is checked before each frame.
     """
     src, dst = Path(src), Path(dst)
-    container = _open_input(src, max_bytes, max_seconds)
-    fd, name = tempfile.mkstemp(prefix=f".{dst.stem}-", suffix=".partial.mp4", dir=dst.parent)
-    os.close(fd)
-    partial = Path(name)
+    label = name or src.name
+    container = _open_input(src, label, max_bytes, max_seconds)
+    # Created by the muxer with the usual permissions (0666 less the umask), as the PNGs are;
+    # mkstemp would make it private (0600).
+    partial = dst.with_name(f".{dst.stem}-{secrets.token_hex(6)}.partial.mp4")
     try:
-        summary = _transcode(container, src, partial, pipeline, progress, cancelled, max_seconds)
+        summary = _transcode(container, label, partial, pipeline, progress, cancelled, max_seconds)
         partial.replace(dst)
     except av.FFmpegError as error:
-        raise VideoError(f"{src.name}: the video is damaged or truncated ({error})") from error
+        raise VideoError(f"{label}: the video is damaged or truncated ({_ffmpeg_says(error)})") from error
     finally:
         container.close()
         partial.unlink(missing_ok=True)
@@ -163,7 +185,7 @@ def annotate_video(
 
 def _transcode(
     container: av.container.InputContainer,
-    src: Path,
+    label: str,
     dst: Path,
     pipeline: FramePipeline,
     progress: Progress | None,
@@ -193,18 +215,18 @@ def _transcode(
                 continue
             for frame in packet.decode():
                 if cancelled is not None and cancelled():
-                    raise VideoCancelled(f"{src.name}: cancelled after {done} frames")
+                    raise VideoCancelled(f"{label}: cancelled after {done} frames")
                 if frame.time is not None:
                     first_time = frame.time if first_time is None else first_time
                     last_time = frame.time
                 position = last_time - first_time if frame.time is not None else done / float(rate)
                 if position > max_seconds:  # headers without a duration (raw streams) are checked here
-                    raise VideoError(f"{src.name}: longer than the {max_seconds:.0f} s limit; trim it first")
+                    raise VideoError(f"{label}: longer than the {max_seconds:.0f} s limit; trim it first")
                 image = upright(frame)
                 height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
                 if writer is None:
                     if width == 0 or height == 0:
-                        raise VideoError(f"{src.name}: the video frames are empty")
+                        raise VideoError(f"{label}: the video frames are empty")
                     writer = _open_output(dst, video_in, audio_in, width, height)
                     for early in early_audio:
                         _write_audio(writer, early)
@@ -217,8 +239,8 @@ def _transcode(
                 if progress is not None:
                     progress(done, max(expected, done))
         if writer is None:
-            raise VideoError(f"{src.name}: no video frame could be decoded")
-        _check_complete(container, src, first_time, last_time)
+            raise VideoError(f"{label}: no video frame could be decoded")
+        _check_complete(container, label, first_time, last_time, done)
         for packet in writer.video.encode(None):
             writer.container.mux(packet)
         if writer.resampler is not None:
@@ -242,8 +264,16 @@ def _transcode(
     }
 
 
-def _check_complete(container: av.container.InputContainer, src: Path, first: float | None, last: float | None) -> None:
-    """Raise :class:`VideoError` when the frames stop well before the duration the header announces."""
+def _check_complete(container: av.container.InputContainer, label: str, first: float | None, last: float | None,
+                    decoded_frames: int) -> None:  # fmt: skip
+    """Raise :class:`VideoError` when far fewer frames decode than the header counts, or they stop
+    well before the duration it announces."""
+    counted = container.streams.video[0].frames
+    if counted and decoded_frames < 0.9 * counted - 1:
+        raise VideoError(
+            f"{label}: only {decoded_frames} of the {counted} frames its header counts could be decoded:"
+            " the file is damaged or truncated (was the upload or copy interrupted?)"
+        )
     announced = _duration_s(container)
     if announced is None or first is None or last is None:
         return
@@ -251,7 +281,7 @@ def _check_complete(container: av.container.InputContainer, src: Path, first: fl
     decoded = last - first + frame_s
     if decoded < announced - max(1.0, 0.1 * announced):
         raise VideoError(
-            f"{src.name}: the video stops after {decoded:.1f} s of the {announced:.1f} s its header announces;"
+            f"{label}: the video stops after {decoded:.1f} s of the {announced:.1f} s its header announces;"
             " the file is truncated (was the upload or copy interrupted?)"
         )
 
@@ -304,6 +334,7 @@ class VideoJob:
     src: Path
     dst: Path
     pipeline: FramePipeline
+    name: str = ""  # the file's name as the user gave it, for messages ("": src's own)
     done_frames: int = 0
     total_frames: int = 0
     status: str = "running"
@@ -336,7 +367,7 @@ class VideoJob:
 
     def _run(self) -> None:
         try:
-            result = annotate_video(self.src, self.dst, self.pipeline, self._progress, self._cancel.is_set)
+            result = annotate_video(self.src, self.dst, self.pipeline, self._progress, self._cancel.is_set, name=self.name or None)
             outcome = {"status": "done", "result": result}
         except VideoCancelled:
             outcome = {"status": "cancelled"}
@@ -382,7 +413,7 @@ class VideoWorkspace:
         with open(source, "wb") as out:
             shutil.copyfileobj(upload, out, length=2**20)
         self.upload_name = upload_name
-        self.job = VideoJob(source, run / "annotated.mp4", pipeline)
+        self.job = VideoJob(source, run / "annotated.mp4", pipeline, upload_name)
         self._jobs.append(self.job)
         return self.job.start()
 

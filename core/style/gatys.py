@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.images import resize_by
 from core.models import SHARED_DATA, keras_cache_file, package_dir, settle_after_loading
 
 BACKBONES = ("vgg19", "vgg16-hed")
@@ -288,11 +290,21 @@ def feature_extractor(name: str) -> FeatureExtractor:
 
 def fit_size(image_bgr: np.ndarray, size: int) -> np.ndarray:
     """``image_bgr`` resized so its longer side is ``size`` pixels (aspect ratio kept)."""
-    height, width = image_bgr.shape[:2]
-    scale = size / max(height, width)
-    shape = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.resize(image_bgr, shape, interpolation=interpolation)
+    return resize_by(image_bgr, size / max(image_bgr.shape[:2]))
+
+
+MIN_FITTED_SIDE = 16  # the deepest features used (conv5_1) are 1/16 of the image: one pixel at least
+
+
+def fitted(image_bgr: np.ndarray, size: int, role: str) -> np.ndarray:
+    """:func:`fit_size`, refusing an image whose shorter side would fall under :data:`MIN_FITTED_SIDE`."""
+    image = fit_size(image_bgr, size)
+    if min(image.shape[:2]) < MIN_FITTED_SIDE:
+        height, width = image.shape[:2]
+        raise StyleTransferError(
+            f"at {size} px the {role} image would be {width}x{height}: its shorter side needs {MIN_FITTED_SIDE} px;"
+            " choose a larger size or crop it")
+    return image
 
 
 def keep_colors(stylized_bgr: np.ndarray, content_bgr: np.ndarray) -> np.ndarray:
@@ -332,8 +344,11 @@ class StyleSettings:
             raise StyleTransferError(f"size must be between 16 and 2048 pixels, not {self.size}")
         if self.iterations < 1:
             raise StyleTransferError(f"iterations must be at least 1, not {self.iterations}")
-        if min(self.style_weight, self.content_weight, self.tv_weight) < 0:
-            raise StyleTransferError("loss weights must not be negative")
+        weights = {"style weight": self.style_weight, "content weight": self.content_weight,
+                   "tv weight": self.tv_weight, "learning rate": self.learning_rate}  # fmt: skip
+        for label, value in weights.items():
+            if not math.isfinite(value) or value < 0:
+                raise StyleTransferError(f"the {label} must be a finite number of at least 0, not {value}")
         if self.init not in INITS:
             raise StyleTransferError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -421,8 +436,7 @@ def stylize(
 
     settings = settings.checked()
     extractor = extractor or feature_extractor(settings.backbone)
-    content = fit_size(content_bgr, settings.size)
-    style = fit_size(style_bgr, settings.size)
+    content, style = (fitted(image, settings.size, role) for image, role in ((content_bgr, "content"), (style_bgr, "style")))
     height, width = content.shape[:2]
     content_target, _ = extractor.targets(tf.constant(content[None], tf.float32))
     _, style_grams = extractor.targets(tf.constant(style[None], tf.float32))
@@ -439,6 +453,8 @@ def stylize(
             raise _Cancelled
         losses, gradient = objective(tf.constant(x), content_target, style_grams, weights)
         evaluations += 1
+        if not np.all(np.isfinite(losses.numpy())):
+            raise StyleTransferError("the optimisation diverged (a loss is not a number); lower the weights")
         last["x"], last["losses"], last["gradient"] = x.copy(), losses.numpy(), gradient.numpy()  # scipy may reuse x
         return float(last["losses"][0]), last["gradient"]
 

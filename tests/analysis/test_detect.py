@@ -86,3 +86,11 @@ def test_the_small_faces_of_a_large_group_photo_are_found_in_tiles(face_photos):
     assert all(any(inside(f, square) for f in faces) for square in squares), [f.box for f in faces]
     assert all(a.box.iou(b.box) < 0.3 for i, a in enumerate(faces) for b in faces[i + 1 :])  # merged across tiles
     assert len(get_detector("yunet", still=False).faces(group)) < 6  # the stream size misses the small ones
+
+
+@pytest.mark.parametrize("still", [False, True])
+@pytest.mark.parametrize("name", DETECTORS)
+def test_every_detector_finds_nothing_in_tiny_or_thin_frames_and_does_not_raise(name, still):
+    detector = get_detector(name, still=still)
+    for height, width in [(1, 1), (2, 2), (8, 8), (1, 3000), (3000, 1), (16, 3000)]:  # dlib raised, OpenCV asserted
+        assert detector.faces(np.zeros((height, width, 3), np.uint8)) == []

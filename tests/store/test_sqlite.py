@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 
 from core.faces import Box
-from core.store.sqlite import SCHEMA, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
-from tests.conftest import REPO
+from core.store.sqlite import (
+    Gallery,
+    GalleryError,
+    NewPhoto,
+    default_gallery_path,
+    name_key,
+    validate_name,
+)
+from tests.conftest import REPO, as_a_user_who_cannot_write
 
 
 def photo(marker: bytes = b"", seed: int = 0, size: int = 64) -> NewPhoto:
@@ -202,22 +209,33 @@ def test_folders_are_refused_as_gallery_files(tmp_path):
     assert isinstance(default_gallery_path(), Path)
 
 
-def test_a_gallery_written_before_encoders_were_recorded_is_upgraded(tmp_path):
-    import sqlite3
+FIRST_SCHEMA = """
+CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, created REAL NOT NULL);
+CREATE TABLE photos (id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    source TEXT NOT NULL, box TEXT NOT NULL, thumbnail BLOB NOT NULL, encoding BLOB NOT NULL, created REAL NOT NULL);
+CREATE INDEX photos_by_person ON photos(person_id);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO settings(key, value) VALUES ('version', '3');
+"""  # the file format of the first release: no photos.encoder, no people.key, no application id
 
-    path = tmp_path / "old.sqlite3"
-    old_schema = SCHEMA.replace("    encoder TEXT NOT NULL DEFAULT 'dlib',\n", "")
-    assert "encoder" not in old_schema
+
+def old_gallery(path: Path, names: tuple[str, ...] = ("Old Friend",)) -> Path:
     with sqlite3.connect(path) as db:
-        db.executescript(old_schema)
-        db.execute("INSERT INTO people(name, created) VALUES ('Old Friend', 0)")
-        db.execute("INSERT INTO photos(person_id, source, box, thumbnail, encoding, created) VALUES (1, 'a.jpg', '[0,1,1,0]', x'ffd8', ?, 0)",
-                   (np.arange(128, dtype="<f8").tobytes(),))  # fmt: skip
+        db.executescript(FIRST_SCHEMA)
+        for person_id, name in enumerate(names, 1):
+            db.execute("INSERT INTO people(name, created) VALUES (?, 0)", (name,))
+            db.execute("INSERT INTO photos(person_id, source, box, thumbnail, encoding, created) VALUES (?, 'a.jpg', '[0,1,1,0]', x'ffd8', ?, 0)",
+                       (person_id, np.arange(128, dtype="<f8").tobytes()))  # fmt: skip
+    return path
+
+
+def test_a_gallery_written_before_encoders_were_recorded_is_upgraded(tmp_path):
+    path = old_gallery(tmp_path / "old.sqlite3")
     with Gallery(path) as gallery:
         assert gallery.encoder_counts() == {"dlib": 1}
         assert gallery.encodings("dlib").names == ("Old Friend",) and gallery.encodings("sface").names == ()
         np.testing.assert_array_equal(gallery.encodings("dlib").matrix[0], np.arange(128))
-        (photo,) = gallery.photos("Old Friend")
+        (photo,) = gallery.photos("OLD FRIEND")
         gallery.replace_encodings({photo.id: np.ones(128)}, "sface")
         assert gallery.encoder_counts() == {"sface": 1}
         with pytest.raises(GalleryError):
@@ -226,3 +244,134 @@ def test_a_gallery_written_before_encoders_were_recorded_is_upgraded(tmp_path):
             gallery.replace_encodings({photo.id + 1: np.ones(128)}, "sface")
     with Gallery(path) as reopened:  # opening an upgraded file again changes nothing
         assert reopened.encoder_counts() == {"sface": 1}
+
+
+# --- the reliability probe's gallery defects (issue 13: items 3-8) ---------------------------------------------------
+
+
+def test_names_fold_case_in_every_script_not_only_ascii(gallery):
+    gallery.add_photos("José Ñúñez", [photo(b"1", 1)])
+    gallery.add_photos("JOSÉ ÑÚÑEZ", [photo(b"2", 2)])  # defect 3: was a second person
+    gallery.add_photos("Grace Hopper", [photo(b"3", 3)])
+    gallery.add_photos("GRACE HOPPER", [photo(b"4", 4)])
+    assert [(p.name, p.photos) for p in gallery.people()] == [("Grace Hopper", 2), ("José Ñúñez", 2)]
+    assert gallery.person("josé ñúñez").name == "José Ñúñez"
+    assert name_key("STRASSE") == name_key("straße")
+
+
+def test_forget_and_rename_find_a_name_however_it_is_normalised(gallery):
+    import unicodedata
+
+    gallery.add_photos("José Ñúñez", [photo()])
+    decomposed = unicodedata.normalize("NFD", "JOSÉ ÑÚÑEZ")
+    assert decomposed != "JOSÉ ÑÚÑEZ"
+    assert gallery.rename(decomposed, "José Núñez").name == "José Núñez"
+    assert gallery.rename("JOSÉ NÚÑEZ", "José NÚÑEZ").name == "José NÚÑEZ"  # a change of case is a rename, not a clash
+    assert gallery.forget(unicodedata.normalize("NFD", "josé núñez")) == 1  # defect 4: was "nobody called ..."
+    assert gallery.people() == []
+
+
+def test_an_old_gallery_with_names_equal_but_for_accented_case_becomes_one_person(tmp_path):
+    path = old_gallery(tmp_path / "old.sqlite3", ("José Ñúñez", "Ada", "JOSÉ ÑÚÑEZ"))
+    with Gallery(path) as gallery:
+        assert [(p.name, p.photos) for p in gallery.people()] == [("Ada", 1), ("José Ñúñez", 2)]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x564C4142
+
+
+def forgettable_bytes(gallery: Gallery, name: str) -> list[bytes]:
+    """What must not survive ``forget(name)``: the name, its photos' sources, crops and encodings."""
+    photos = gallery.photos(name)
+    encodings = gallery.encodings()
+    mine = [i for i, owner in enumerate(encodings.names) if owner == name]
+    return [name.encode(), *(p.source.encode() for p in photos), *(p.thumbnail_jpeg for p in photos),
+            *(encodings.matrix[i].astype("<f8").tobytes() for i in mine)]  # fmt: skip
+
+
+def files_beside(path: Path) -> bytes:
+    """The gallery file and everything SQLite keeps beside it (-wal, -shm, -journal)."""
+    return b"".join(p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name))
+
+
+@pytest.mark.parametrize("erase", ["forget", "delete_photo", "rename"])
+def test_erased_data_leaves_no_trace_while_another_connection_is_open(tmp_path, erase):
+    path = tmp_path / "gallery.sqlite3"
+    with Gallery(path) as holder, Gallery(path) as gallery:  # holder: the People page's cached connection
+        gallery.add_photos("Dave Keeper", [photo(b"KEEP", 9)])
+        gallery.add_photos("Carol Secret", [NewPhoto("carol-at-home.jpg", Box(1, 2, 2, 1), b"CAROL-CROP" * 20, np.full(128, 0.123), "dlib")])
+        assert holder.person("Carol Secret") is not None  # the holder has read the file
+        secrets = forgettable_bytes(gallery, "Carol Secret")
+        assert all(secret in files_beside(path) for secret in secrets)
+        if erase == "forget":
+            gallery.forget("carol secret")
+        elif erase == "delete_photo":
+            gallery.delete_photo(gallery.photos("Carol Secret")[0].id)
+            secrets = secrets[1:]  # the person stays; her photo goes
+        else:
+            gallery.rename("Carol Secret", "Carol Known")
+            secrets = secrets[:1]
+        raw = files_beside(path)  # defect 5: the -wal file still held all of them
+        assert [secret for secret in secrets if secret in raw] == []
+        assert b"Dave Keeper" in raw and b"KEEP" in raw
+        gallery.add_photos("Eve", [photo(b"EVE", 3)])  # and it does not come back later
+        assert not any(secret in files_beside(path) for secret in secrets)
+        assert holder.version() == gallery.version()  # the holder still works and sees every change
+
+
+def test_another_applications_sqlite_file_is_refused_untouched(tmp_path):
+    path = tmp_path / "contacts.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, full_name TEXT, phone TEXT)")
+        db.execute("INSERT INTO people(full_name, phone) VALUES ('Ann', '555')")
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(GalleryError, match="not a Vision Lab gallery.*untouched"):  # defect 6: tables were added
+            Gallery(path, readonly=readonly)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["contacts.sqlite3"]
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA application_id=1234")
+    with pytest.raises(GalleryError, match="another application"):
+        Gallery(path)
+
+
+def test_a_read_only_gallery_can_be_read(unwritable_folder):
+    path = unwritable_folder / "gallery.sqlite3"
+    assert path.is_file()
+    done = as_a_user_who_cannot_write(
+        "from core.store.sqlite import Gallery\n"
+        f"reader = Gallery({str(path)!r}, readonly=True)\n"
+        "print([p.name for p in reader.people()], reader.setting('tolerance'), reader.encodings().names)\n"
+    )
+    assert done.returncode == 0, done.stderr  # defect 7: "attempt to write a readonly database"
+    assert done.stdout.strip() == "['Ada'] 0.5 ('Ada',)"
+
+
+def test_a_read_only_connection_never_writes(tmp_path):
+    path = tmp_path / "gallery.sqlite3"
+    with Gallery(path) as gallery:
+        gallery.add_photos("Ada", [photo()])
+    with Gallery(path, readonly=True) as reader:
+        assert reader.encodings().names == ("Ada",) and reader.version() > 0
+        with pytest.raises(GalleryError, match="read-only"):
+            reader.forget("Ada")
+        with pytest.raises(GalleryError, match="read-only"):
+            reader.add_photos("Bob", [photo()])
+    with Gallery(path) as gallery:
+        assert [p.name for p in gallery.people()] == ["Ada"]
+
+
+def test_no_file_or_folder_exists_until_the_first_write(tmp_path):
+    path = tmp_path / "new" / "folder" / "gallery.sqlite3"
+    gallery = Gallery(path)  # defect 8: opening created the folders and an empty gallery
+    reader = Gallery(path, readonly=True)
+    assert gallery.people() == [] and gallery.version() == 0 and gallery.encodings().names == ()
+    with pytest.raises(GalleryError):
+        gallery.forget("Nobody")
+    with pytest.raises(GalleryError):
+        gallery.add_photos("../x", [photo()])
+    assert not (tmp_path / "new").exists()
+    gallery.add_photos("Ada", [photo()])
+    assert path.is_file() and reader.encodings().names == ("Ada",)  # the reader sees the file once it exists
+    gallery.close()
+    reader.close()

@@ -70,10 +70,18 @@ def test_missing_vgg19_weights_give_a_message_naming_file_and_folder(tmp_path, m
 
 def test_bad_settings_are_refused_with_a_reason():
     for bad, words in [({"size": 4}, "size"), ({"iterations": 0}, "iterations"), ({"init": "zeros"}, "init"),
-                       ({"optimizer": "sgd"}, "optimizer"), ({"tv_weight": -1}, "negative"),
+                       ({"optimizer": "sgd"}, "optimizer"), ({"tv_weight": -1}, "tv weight.*at least 0"),
+                       ({"style_weight": float("nan")}, "style weight must be a finite"),
+                       ({"learning_rate": float("inf")}, "learning rate must be a finite"),
                        ({"backbone": "resnet"}, "backbone")]:
         with pytest.raises(st.StyleTransferError, match=words):
             StyleSettings(**bad).checked()
+
+
+def test_an_image_too_thin_for_the_network_at_the_chosen_size_is_refused():
+    thin = np.zeros((40, 600, 3), np.uint8)  # at 128 px: 128x9, under conv5_1's 16 px
+    with pytest.raises(st.StyleTransferError, match="content image would be 128x9"):
+        st.stylize(thin, thin, StyleSettings(size=128, iterations=1))
 
 
 def test_keep_colors_keeps_the_contents_chroma_and_the_stylized_luminance():
