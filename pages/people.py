@@ -135,26 +135,36 @@ st.subheader("Gallery")
 people = gallery.people()
 if not people:
     st.info("Nobody yet: add a person with a few photos above.")
+
+def change(action, *args) -> None:
+    """Run a gallery change and rerun; another page may have changed or deleted the person meanwhile."""
+    try:
+        action(*args)
+    except GalleryError as error:
+        st.error(f"Nothing changed: {error}")
+        return
+    st.rerun()
+
+
 for person in people:
     with st.expander(f"{person.name} · {person.photos} photo(s)"):
-        photos = gallery.photos(person.name)
+        try:
+            photos = gallery.photos(person.name)
+        except GalleryError:
+            continue  # deleted by another page since people() was read
         columns = st.columns(6)
         for i, photo in enumerate(photos):
             with columns[i % 6]:
                 st.image(photo.thumbnail_jpeg, width=96)
                 st.text(photo.source[:40])
                 if st.button("Remove", key=f"remove_{photo.id}"):
-                    gallery.delete_photo(photo.id)
-                    st.rerun()
-        new_name = st.text_input("Rename to", value=person.name, max_chars=100, key=f"rename_{person.id}")
+                    change(gallery.delete_photo, photo.id)
+        # Keyed by the name too: when another page renames the person, this page gets a fresh box
+        # showing the new name, instead of a box still holding the old one (which read as a rename back).
+        new_name = st.text_input("Rename to", value=person.name, max_chars=100, key=f"rename_{person.id}_{person.name}")
         if new_name.strip() != person.name:
-            try:
-                gallery.rename(person.name, new_name)
-                st.rerun()
-            except GalleryError as error:
-                st.error(f"Not renamed: {error}")
+            change(gallery.rename, person.name, new_name)
         confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
         if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
-            gallery.forget(person.name)
-            st.rerun()
+            change(gallery.forget, person.name)
 st.caption(f"Gallery file: `{gallery.path}` (set VISION_LAB_GALLERY to use another)")

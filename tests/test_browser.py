@@ -140,6 +140,43 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_two_people_pages_at_once_enroll_one_person_and_never_undo_each_other(browser, server):
+    from core.store.sqlite import Gallery
+
+    pages = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+    try:
+        for number, tab in enumerate(pages, 1):
+            tab.goto(f"{server[0]}/people")
+            tab.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
+            tab.get_by_label("Name", exact=True).first.fill("Gerhard Schroeder" if number == 1 else "GERHARD SCHROEDER")
+            tab.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+                str(shared_data(f"faces_identities/Gerhard_Schroeder/{number}.jpg")))
+        for tab in pages:  # both at once
+            tab.get_by_role("button", name="Save").click()
+        for tab in pages:
+            tab.get_by_text(re.compile(r"1 photo\(s\) saved for G")).wait_for(timeout=120_000)
+        with Gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
+            assert [(p.name, p.photos) for p in gallery.people() if "schroeder" in p.name.lower()] == [("Gerhard Schroeder", 2)]
+        first, second = pages
+        first.reload()
+        second.reload()
+        first.get_by_text("Gerhard Schroeder · 2 photo(s)").click(timeout=60_000)
+        second.get_by_text("Gerhard Schroeder · 2 photo(s)").click(timeout=60_000)
+        rename = first.get_by_label("Rename to")
+        rename.fill("Gerhard S")
+        rename.press("Enter")
+        first.get_by_text("Gerhard S · 2 photo(s)").wait_for(timeout=30_000)
+        second.get_by_text("Yes, delete every photo and encoding of this person").click()  # a rerun of the stale page
+        second.get_by_text("Gerhard S · 2 photo(s)").wait_for(timeout=30_000)
+        with Gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
+            assert gallery.person("Gerhard S") is not None and gallery.person("Gerhard Schroeder") is None
+        for tab in pages:
+            assert tab.locator('[data-testid="stException"]').count() == 0
+    finally:
+        for tab in pages:
+            tab.close()
+
+
 def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
     from core.analysis import recognition
     from core.images import load_image
