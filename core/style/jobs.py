@@ -124,7 +124,7 @@ def _serve(requests: Any, replies: Any, cancel: Any) -> None:
     for name in _SERVER_THREAD_SETTINGS:  # before TensorFlow is imported: VGG wants every core
         os.environ.pop(name, None)
     import core  # noqa: F401  (import-order guard)
-    from core.style.gatys import stylize
+    from core.style.gatys import StyleTransferError, WeightsUnavailable, stylize
 
     while True:
         request = requests.get()
@@ -138,6 +138,8 @@ def _serve(requests: Any, replies: Any, cancel: Any) -> None:
 
             result = stylize(content_bgr, style_bgr, settings, on_step, cancel)
             replies.put(("end", result, None))
+        except (StyleTransferError, WeightsUnavailable) as error:  # the user's to act on: their own words
+            replies.put(("end", None, str(error)))
         except Exception as error:  # noqa: BLE001 - reported on the page as one line
             replies.put(("end", None, f"{type(error).__name__}: {error}"))
 

@@ -65,3 +65,9 @@ def test_a_crashed_worker_fails_its_job_and_the_next_job_gets_a_new_one(images):
     assert failed.state == "failed" and "stopped" in failed.error
     again = jobs.StyleJob(*images, SMALL).wait(120)
     assert again.state == "done" and jobs._dispatcher().worker().process.pid != crashed.pid
+
+
+def test_a_job_the_settings_refuse_fails_with_the_reason_in_the_users_words(images):
+    thin = np.zeros((40, 600, 3), np.uint8)  # at 48 px: 48x3
+    failed = jobs.StyleJob(thin, images[1], SMALL).wait(120)
+    assert failed.state == "failed" and failed.error.startswith("at 48 px the content image would be 48x3")
