@@ -60,20 +60,57 @@ def _output_file(argument: str, suffixes: Sequence[str], inputs: Sequence[Path])
     return output
 
 
+def _effects_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """``--effects``/``--who`` as the effects processor's options ({} without effects)."""
+    from core.analysis.effects import WHO, parse_effects
+
+    try:
+        effects = parse_effects(args.effects or "")
+    except ValueError as error:
+        raise UsageError(f"--effects: {error}") from error
+    if args.who not in WHO:
+        raise UsageError(f"--who must be one of {', '.join(WHO)}")
+    if not effects:
+        if args.who != "all":
+            raise UsageError("--who chooses the faces that get --effects: give --effects too")
+        return {}
+    return {"effects": {"effects": effects, "who": args.who}}
+
+
+def _annotated_outputs(argument: str | None, images: Sequence[Path]) -> dict[Path, Path]:
+    """Where ``--annotated`` writes each image's drawing: the file OUT for one image, or
+    IMAGE-annotated.png in the folder OUT for several; {} without it."""
+    if argument is None:
+        return {}
+    target = Path(argument)
+    if target.is_dir():
+        return {image: target / f"{image.stem}-annotated.png" for image in images}
+    if len(images) != 1:
+        raise UsageError(f"--annotated {target}: with several images, give an existing folder")
+    return {images[0]: _output_file(argument, (".png", ".jpg", ".jpeg", ".webp"), images)}
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
+    import cv2
+
     from core.analysis.detect import DETECTORS
     from core.images import ImageError, load_image
+    from core.stream.draw import draw_result
     from core.stream.photo import analysis_json, photo_pipeline
 
     if args.detector not in DETECTORS:
         raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
+    options = _effects_options(args)
+    images = expand_inputs(args.images)
+    drawings = _annotated_outputs(args.annotated, images)
     if args.gallery:
         _gallery(args.gallery).close()  # a missing gallery file is a usage error, not an empty gallery
-    pipeline, unavailable = photo_pipeline(args.detector, {"recognition": {"gallery": args.gallery}} if args.gallery else None)
+        options["recognition"] = {"gallery": args.gallery}
+    pipeline, unavailable = photo_pipeline(args.detector, options)
     for reason in unavailable.values():
         print(f"note: {reason}", file=sys.stderr)
     failures = 0
-    for path in expand_inputs(args.images):
+    for path in images:
         try:
             image = load_image(path)
         except ImageError as error:
@@ -84,7 +121,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         errors = pipeline.stats.snapshot()["errors"]
         if errors:
             raise RuntimeError("; ".join(f"{stage}: {message}" for stage, message in errors.items()))
-        emit(analysis_json(str(path), image, result))
+        record = analysis_json(str(path), image, result)
+        if path in drawings:
+            if not cv2.imwrite(str(drawings[path]), draw_result(image, result)):
+                raise UsageError(f"{drawings[path]}: could not write the image there")
+            record["annotated"] = str(drawings[path])
+        emit(record)
     return 1 if failures else 0
 
 
@@ -101,7 +143,13 @@ def cmd_annotate_video(args: argparse.Namespace) -> int:
     if args.gallery:
         _gallery(args.gallery).close()  # a missing gallery file is a usage error, not an empty gallery
     names = [name.strip() for name in args.processors.split(",") if name.strip()]
-    options = {"recognition": {"gallery": args.gallery}} if args.gallery else {}
+    options = _effects_options(args)
+    if options:
+        names.append("effects")
+        if options["effects"]["who"] != "all" and "recognition" not in names:
+            names.append("recognition")  # it decides who is unknown
+    if args.gallery:
+        options["recognition"] = {"gallery": args.gallery}
     processors, unavailable = build_processors(names, options)
     if unavailable:
         raise UsageError("; ".join(unavailable.values()))
@@ -299,6 +347,18 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_effects(args: argparse.Namespace) -> int:
+    from core.analysis.effects import EFFECTS
+
+    emit({"effects": [{"name": e.name, "label": e.label, "kind": e.kind} for e in EFFECTS.values()]})
+    return 0
+
+
+def add_effect_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--effects", metavar="NAME[,NAME]", help="face effects to draw (python -m core effects lists them), e.g. sunglasses,crown or blur")
+    command.add_argument("--who", default="all", help="the faces that get the effects: all (default), unknown (no name from the gallery) or named")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from core.models import model_status
 
@@ -316,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")
     analyze.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {', '.join(DETECTORS)} (default: {DEFAULT_DETECTOR})")
     analyze.add_argument("--gallery", metavar="DB", help="gallery for recognition (default: the app's gallery)")
+    add_effect_options(analyze)
+    analyze.add_argument("--annotated", metavar="OUT", help="also write the annotated image: a file for one image, a folder for several")
     analyze.set_defaults(run=cmd_analyze)
 
     video = commands.add_parser("annotate-video", help="annotate every frame of a video into an MP4 (JSON summary)")
@@ -326,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--processors", default="recognition", help="comma-separated processors in the catalogue (default: recognition; '' for boxes only)"
     )
     video.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {', '.join(DETECTORS)} (default: {DEFAULT_DETECTOR})")
+    add_effect_options(video)
     video.set_defaults(run=cmd_annotate_video)
 
     default_data, default_weights = str(SHARED_DATA / "facial_keypoints"), str(WEIGHTS_DIR / "keypoints.keras")
@@ -409,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     recognize.add_argument("--gallery", metavar="DB", help=gallery_help)
     recognize.add_argument("--tolerance", type=float, help="largest distance at which a face is named (default: the gallery's saved tolerance, else the built-in default)")
     recognize.set_defaults(run=cmd_recognize)
+
+    effects = commands.add_parser("effects", help="the face effects --effects takes (JSON)")
+    effects.set_defaults(run=cmd_effects)
 
     models = commands.add_parser("models", help="which models are available and where their weights come from")
     models.set_defaults(run=cmd_models)

@@ -68,6 +68,33 @@ class Box(NamedTuple):
         return inter.area / union if union else 0.0
 
 
+class Anchor(NamedTuple):
+    """A face's own frame, for drawing on it: origin midway between the eyes, ``u`` along the eye
+    line towards the eye on the image's right, ``v`` perpendicular towards the mouth, one unit the
+    distance between the eyes (``iod``, pixels). Point (u, v) of the face is at
+    ``(x, y) + iod * (u * (cos a, sin a) + v * (-sin a, cos a))`` with ``a = angle`` (radians, the
+    roll). ``nose`` and ``mouth`` are where this face's nose tip and mouth centre lie, in (u, v)."""
+
+    x: float
+    y: float
+    iod: float
+    angle: float
+    nose: tuple[float, float] = (0.0, 0.62)
+    mouth: tuple[float, float] = (0.0, 1.15)
+
+    def to_image(self, uv: np.ndarray) -> np.ndarray:
+        """(n, 2) face points (u, v) -> (n, 2) image pixels (x, y)."""
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        uv = np.asarray(uv, np.float64).reshape(-1, 2)
+        return np.array([self.x, self.y]) + self.iod * (uv[:, :1] * [c, s] + uv[:, 1:] * [-s, c])
+
+    def to_face(self, xy: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_image`."""
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        d = (np.asarray(xy, np.float64).reshape(-1, 2) - [self.x, self.y]) / self.iod
+        return np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c], axis=1)
+
+
 Landmarks = dict[str, list[tuple[float, float]]]
 """Named facial points in frame pixels, (x, y), the image's point of view (``left_eye`` is on the
 image's left). Always ``left_eye``, ``right_eye`` and ``nose_tip``; YuNet gives one point for each
@@ -90,6 +117,8 @@ class Face:
     gender: str | None = None
     gender_confidence: float | None = None
     angle: float | None = None
+    anchor: Anchor | None = None  # set by the effects processor when the face's points are sure
+    effects: tuple[str, ...] = ()  # the effects to draw on this face (core.analysis.effects)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready data (the CLI contract); the encoding is left out, it is not for people."""
@@ -109,6 +138,7 @@ class Face:
                 None if self.gender_confidence is None else round(float(self.gender_confidence), 3)
             ),
             "angle": None if self.angle is None else round(float(self.angle), 1),
+            "effects": list(self.effects),
         }
 
 

@@ -22,7 +22,9 @@ from core.faces import Processor
 from core.models import settle_after_loading
 
 # Modules that register processors when imported, in the order the UI lists them.
-PROCESSOR_MODULES: tuple[str, ...] = ("core.analysis.keypoints", "core.analysis.recognition", "core.analysis.age_gender", "core.analysis.objects")
+# Effects come last: they read what the others found (keypoints, names).
+PROCESSOR_MODULES: tuple[str, ...] = ("core.analysis.keypoints", "core.analysis.recognition", "core.analysis.age_gender",
+                                      "core.analysis.objects", "core.analysis.effects")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ProcessorSpec:
     description: str
     build: Callable[..., Processor]
     unavailable: Callable[[], str | None] = lambda: None
+    by_default: bool = True  # run when the caller asks for "every processor" (effects: only when asked)
 
 
 class ProcessorUnavailable(RuntimeError):
@@ -52,7 +55,8 @@ def processor_specs() -> list[ProcessorSpec]:
     """Every known processor, in the order of :data:`PROCESSOR_MODULES`."""
     for module in PROCESSOR_MODULES:
         importlib.import_module(module)
-    return list(_specs.values())
+    rank = {module: i for i, module in enumerate(PROCESSOR_MODULES)}  # not import order: a test may import one first
+    return sorted(_specs.values(), key=lambda spec: rank.get(spec.build.__module__, len(rank)))
 
 
 def get_processor(name: str, **options: Any) -> Processor:
@@ -74,14 +78,17 @@ def get_processor(name: str, **options: Any) -> Processor:
 def build_processors(
     names: Sequence[str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None
 ) -> tuple[tuple[Processor, ...], dict[str, str]]:
-    """The processors ``names`` (``None``: every registered one), in catalogue order, each built by
-    :func:`get_processor` with its own ``options[name]``.
+    """The processors ``names`` (``None``: every one on by default, and those ``options``
+    configures), in catalogue order, each built by :func:`get_processor` with its own ``options[name]``.
 
     Returns (the processors built, {name: why it cannot run} for the rest, unknown names included);
     callers decide whether a missing one is a note (analyze every available processor) or an error.
     """
-    order = {spec.name: i for i, spec in enumerate(processor_specs())}
-    wanted = list(order) if names is None else sorted(names, key=lambda name: order.get(name, len(order)))
+    specs = processor_specs()
+    order = {spec.name: i for i, spec in enumerate(specs)}
+    if names is None:
+        names = [spec.name for spec in specs if spec.by_default or spec.name in (options or {})]
+    wanted = sorted(names, key=lambda name: order.get(name, len(order)))
     built: list[Processor] = []
     missing: dict[str, str] = {}
     for name in wanted:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from core.analysis import effects
 from core.faces import Face, FrameResult
 
 BOX_COLOR = (80, 220, 100)  # BGR
@@ -75,15 +76,17 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
 
 
 def draw_result(frame_bgr: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of ``frame_bgr`` with boxes, keypoints, captions and frame labels drawn."""
+    """A copy of ``frame_bgr`` with the faces' effects, then boxes, keypoints, captions and frame
+    labels drawn."""
     image = frame_bgr.copy()
+    effects.render(image, frame_bgr, result.faces)
     scale = max(0.4, min(image.shape[:2]) / 900)
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for face in result.faces:
         top, right, bottom, left = face.box
         color = UNKNOWN_COLOR if face.distance is not None and face.name is None else BOX_COLOR
         cv2.rectangle(image, (left, top), (right, bottom), color, thickness)
-        for x, y in (face.keypoints or {}).values():
+        for x, y in ({} if effects.hidden(face) else face.keypoints or {}).values():
             cv2.circle(image, (int(round(x)), int(round(y))), thickness + 1, POINT_COLOR, cv2.FILLED)
         caption = face_caption(face)
         if caption:
