@@ -44,6 +44,20 @@ def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list
     return chosen
 
 
+WHO_LABELS = {"all": "every face", "unknown": "faces nobody enrolled (bystanders)", "named": "enrolled people only"}
+
+
+def effect_controls(key_prefix: str, default: Collection[str] = ("sunglasses", "crown")) -> dict[str, dict]:
+    """The effects to draw and on whom, as ``build_processors`` options ({} when none is chosen)."""
+    from core.analysis.effects import EFFECTS, WHO
+
+    names = st.multiselect("Effects", list(EFFECTS), default=list(default), format_func=lambda n: EFFECTS[n].label,
+                           key=f"{key_prefix}_effect_names")  # fmt: skip
+    who = st.radio("On", WHO, format_func=WHO_LABELS.get, key=f"{key_prefix}_effect_who", horizontal=True,
+                   help="Only the faces recognition names, or only those it cannot: tick Recognition too.")  # fmt: skip
+    return {"effects": {"effects": tuple(names), "who": who}} if names else {}
+
+
 def gallery_reencoding_notice() -> None:
     """A warning when the app's gallery holds photos the active face encoder cannot use."""
     from core.analysis.recognition import photos_needing_reencoding

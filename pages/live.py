@@ -9,7 +9,7 @@ from core.analysis.processors import build_processors
 from core.settings import SettingsError, rtc_configuration
 from core.stream.live import LiveStream
 from core.stream.pipeline import PipelineConfig
-from pages._widgets import detector_radio, processor_checkboxes
+from pages._widgets import detector_radio, effect_controls, processor_checkboxes
 
 CONNECT_TIMEOUT_S = 15
 TRANSLATIONS = {
@@ -30,9 +30,12 @@ with st.sidebar:
     detect = st.checkbox("Face detection", value=True, help="Boxes around faces; the other face processors build on it.")
     detector = detector_radio("Detector", key="live_detector", disabled=not detect)
     chosen = processor_checkboxes("live")
+    options = effect_controls("live") if "effects" in chosen else {}
+    if "effects" in chosen and not options:
+        chosen.remove("effects")
 
 with st.spinner("Loading the models..."):
-    processors, unavailable = build_processors(chosen)  # built once per process, never in the frame thread
+    processors, unavailable = build_processors(chosen, options)  # built once per process, never in the frame thread
 for reason in unavailable.values():
     st.sidebar.error(reason)
 live.configure(PipelineConfig(detector=detector if detect else None, processors=processors))

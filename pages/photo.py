@@ -9,6 +9,7 @@ import streamlit as st
 from core.analysis.detect import DEFAULT_DETECTOR, DETECTOR_LABELS, DETECTORS
 from core.images import ImageError, load_image
 from core.stream.photo import analysis_json, analyze_photo, face_rows, photo_pipeline
+from pages._widgets import effect_controls
 
 st.title("Photo")
 st.caption("Every available processor runs on one photo: no webcam needed. The JSON is what `python -m core analyze` prints.")
@@ -25,6 +26,8 @@ detector = st.radio(
     format_func=DETECTOR_LABELS.get,
     horizontal=True,
 )
+with st.expander("Face effects and privacy blur"):
+    options = effect_controls("photo", default=())
 if photo is None:
     st.session_state.pop("photo_analysis", None)  # a photo given again later is analysed afresh (new people...)
     st.info("Upload a photo or take one to analyse it.")
@@ -37,12 +40,12 @@ except ImageError as error:
     st.error(f"{photo.name}: {error}")
     st.stop()
 
-# Reruns (a download click, a widget) reuse the analysis of the same photo with the same detector.
-key = (hashlib.sha256(data).hexdigest(), detector)
+# Reruns (a download click, a widget) reuse the analysis of the same photo with the same settings.
+key = (hashlib.sha256(data).hexdigest(), detector, repr(options))
 cached = st.session_state.get("photo_analysis")
 if cached is None or cached[0] != key:
     with st.spinner("Analysing the photo..."):
-        pipeline, unavailable = photo_pipeline(detector)
+        pipeline, unavailable = photo_pipeline(detector, options)
         cached = (key, analyze_photo(pipeline, image), unavailable)
     st.session_state.photo_analysis = cached
 _, analysis, unavailable = cached

@@ -8,7 +8,7 @@ from core.analysis.processors import build_processors
 from core.store.sqlite import default_gallery_path
 from core.stream.pipeline import FramePipeline, PipelineConfig
 from core.stream.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
-from pages._widgets import detector_radio, processor_checkboxes
+from pages._widgets import detector_radio, effect_controls, processor_checkboxes
 
 # The server refuses uploads above server.maxUploadSize (200 MB unless configured) whatever a widget says.
 max_upload_mb = min(MAX_BYTES // 2**20, st.get_option("server.maxUploadSize"))
@@ -30,12 +30,15 @@ with st.sidebar:
     st.subheader("Processors")
     detector = detector_radio("Face detector", key="video_detector")
     chosen = processor_checkboxes("video", checked={"recognition"})
+    options = effect_controls("video", default=("blur",)) if "effects" in chosen else {}
+    if "effects" in chosen and not options:
+        chosen.remove("effects")
     if "recognition" in chosen:
         st.caption(f"Names come from the gallery of the People page: `{default_gallery_path()}`")
 
 if st.button("Annotate", type="primary", disabled=uploaded is None or running):
     with st.spinner("Loading the models..."):
-        processors, unavailable = build_processors(chosen)
+        processors, unavailable = build_processors(chosen, options)
     if unavailable:
         st.error(" ".join(unavailable.values()))
     else:

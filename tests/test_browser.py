@@ -419,6 +419,33 @@ def test_every_ticked_processor_shows_in_the_video_the_browser_receives(page, se
 
 
 @needs_webrtc
+def test_effects_ticked_while_streaming_follow_the_faces_and_blur_hides_them(page, server):
+    """The crown's gold appears in the received video once Effects is ticked (sunglasses and crown
+    by default), and goes when the choice changes to blur, while streaming."""
+    from core.analysis.effects import draw_crown  # noqa: F401  (the crown's gold: (30, 190, 250) BGR)
+
+    gold = (30, 190, 250)
+    page.goto(f"{server[0]}/live")
+    start_stream(page)
+    wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 60, "the live panel to report a face")
+    before = max(color_pixels(received_frame(page), gold, 25) for _ in range(3))
+    tick(page, "Face effects and privacy blur", "effects")
+    wait_until(lambda: color_pixels(received_frame(page), gold, 25) > before + 300, 30, "the crown in the received video")
+    choices = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"] input')
+    for _ in range(2):  # Backspace removes the last chosen effect: crown, then sunglasses
+        choices.click()
+        page.keyboard.press("Backspace")
+        page.wait_for_timeout(1500)  # the rerun
+    choices.click()
+    page.keyboard.type("Blur")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    wait_until(lambda: color_pixels(received_frame(page), gold, 25) <= before + 100, 30, "the crown to go")
+    assert page.get_by_text(re.compile(r"effects \d+\.\d ms")).count() == 1  # blur is drawn instead
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@needs_webrtc
 def test_the_face_seen_on_the_live_page_is_enrolled_from_the_people_page(page, server):
     page.goto(f"{server[0]}/live")
     start_stream(page)

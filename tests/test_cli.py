@@ -47,3 +47,55 @@ def test_models_lists_every_model_with_its_source():
     models = {m["name"]: m for m in json.loads(done.stdout)["models"]}
     assert models["Haar cascade face detector"]["available"] is True
     assert all(m["source"] for m in models.values())
+
+
+def test_effects_lists_every_effect_and_analyze_draws_them_into_the_annotated_image(tmp_path):
+    import cv2
+    import numpy as np
+
+    listed = run_cli("effects")
+    assert listed.returncode == 0, listed.stderr
+    effects = {e["name"]: e["kind"] for e in json.loads(listed.stdout)["effects"]}
+    assert len([n for n, kind in effects.items() if kind == "fun"]) >= 8 and effects["blur"] == "privacy"
+    photo = shared_data("faces_identities_knn_examples/test/obama1.jpg")
+    out = tmp_path / "crowned.png"
+    done = run_cli("analyze", str(photo), "--effects", "crown,sunglasses", "--annotated", str(out))
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert record["annotated"] == str(out) and record["faces"][0]["effects"] == ["crown", "sunglasses"]
+    drawn = cv2.imread(str(out))
+    gold = np.all(np.abs(drawn.astype(int) - (30, 190, 250)) < 20, axis=2)
+    assert drawn.shape[:2] == (record["height"], record["width"]) and gold.sum() > 50
+    bad = run_cli("analyze", str(photo), "--effects", "halo")
+    assert bad.returncode == 2 and "unknown effect" in bad.stderr
+    lonely = run_cli("analyze", str(photo), "--who", "unknown")
+    assert lonely.returncode == 2 and "--effects" in lonely.stderr
+
+
+def test_annotate_video_blurs_only_the_faces_nobody_enrolled(tmp_path, two_face_frame, face_photos):
+    """`annotate-video IN OUT --effects blur --who unknown`: privacy for bystanders, enrolled people stay visible."""
+    import cv2
+    import numpy as np
+
+    from core.stream.synthetic import write_video
+    from core.stream.video import upright
+
+    gallery = tmp_path / "gallery.sqlite3"
+    assert run_cli("enroll", str(face_photos[0]), "--name", "Known", "--gallery", str(gallery)).returncode == 0
+    clip = write_video([two_face_frame] * 20, tmp_path / "two.mp4", fps=10)  # face_photos[0] left, [1] right
+    out = tmp_path / "private.mp4"
+    done = run_cli("annotate-video", str(clip), str(out), "--processors", "", "--effects", "blur", "--who", "unknown",
+                   "--gallery", str(gallery))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["names_seen"] == ["Known"]  # --who unknown ran recognition by itself
+    import av
+
+    with av.open(str(out)) as container:
+        frame = [upright(f) for f in container.decode(video=0)][-1]
+
+    def detail(image: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+    known, stranger = (np.s_[200:260, 120:180], np.s_[200:260, 440:500])  # the middles of the two faces, inside their boxes
+    assert detail(frame[known]) > 0.5 * detail(two_face_frame[known])  # as sharp as it was (but for the codec)
+    assert detail(frame[stranger]) < 0.1 * detail(two_face_frame[stranger])  # blurred
