@@ -54,7 +54,7 @@ from tests.e2e import (  # noqa: E402
 FACES = SHARED_DATA / "faces_identities"
 TARGET_FPS = 15.0
 LABELS = {"keypoints": "Facial keypoints (our CNN)", "recognition": "Recognition (names)", "age_gender": "Age & gender",
-          "objects": "Objects (ImageNet)"}
+          "objects": "Objects (ImageNet)", "effects": "Face effects and privacy blur"}  # effects: sunglasses and crown
 ENROLLED = 10  # the first 10 LFW people are enrolled from their photo 1; the clip shows photos 2-4 of all 40
 
 

@@ -47,14 +47,17 @@ def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list
 WHO_LABELS = {"all": "every face", "unknown": "faces nobody enrolled (bystanders)", "named": "enrolled people only"}
 
 
-def effect_controls(key_prefix: str, default: Collection[str] = ("sunglasses", "crown")) -> dict[str, dict]:
-    """The effects to draw and on whom, as ``build_processors`` options ({} when none is chosen)."""
+def effect_controls(key_prefix: str, default: Collection[str] = ("sunglasses", "crown"), recognition: bool = True) -> dict[str, dict]:
+    """The effects to draw and on whom, as ``build_processors`` options ({} when none is chosen);
+    ``recognition``: whether recognition runs too (else every face counts as unknown)."""
     from core.analysis.effects import EFFECTS, WHO
 
     names = st.multiselect("Effects", list(EFFECTS), default=list(default), format_func=lambda n: EFFECTS[n].label,
                            key=f"{key_prefix}_effect_names")  # fmt: skip
     who = st.radio("On", WHO, format_func=WHO_LABELS.get, key=f"{key_prefix}_effect_who", horizontal=True,
                    help="Only the faces recognition names, or only those it cannot: tick Recognition too.")  # fmt: skip
+    if who != "all" and not recognition:
+        st.info("Recognition is not ticked: every face counts as unknown.")
     return {"effects": {"effects": tuple(names), "who": who}} if names else {}
 
 

@@ -30,7 +30,7 @@ with st.sidebar:
     detect = st.checkbox("Face detection", value=True, help="Boxes around faces; the other face processors build on it.")
     detector = detector_radio("Detector", key="live_detector", disabled=not detect)
     chosen = processor_checkboxes("live")
-    options = effect_controls("live") if "effects" in chosen else {}
+    options = effect_controls("live", recognition="recognition" in chosen) if "effects" in chosen else {}
     if "effects" in chosen and not options:
         chosen.remove("effects")
 

@@ -30,7 +30,7 @@ with st.sidebar:
     st.subheader("Processors")
     detector = detector_radio("Face detector", key="video_detector")
     chosen = processor_checkboxes("video", checked={"recognition"})
-    options = effect_controls("video", default=("blur",)) if "effects" in chosen else {}
+    options = effect_controls("video", default=("blur",), recognition="recognition" in chosen) if "effects" in chosen else {}
     if "effects" in chosen and not options:
         chosen.remove("effects")
     if "recognition" in chosen:
