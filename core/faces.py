@@ -153,6 +153,7 @@ class FrameResult:
     faces: list[Face] = field(default_factory=list)
     labels: list[tuple[str, float]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    image: np.ndarray | None = None  # the frame as a processor repainted it (style), drawn instead of the camera's
 
 
 class Processor(ABC):

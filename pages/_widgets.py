@@ -2,6 +2,7 @@
 
 from collections.abc import Collection
 
+import numpy as np
 import streamlit as st
 
 from core.analysis.detect import DEFAULT_DETECTOR, DETECTOR_LABELS, DETECTORS
@@ -61,6 +62,21 @@ def effect_controls(key_prefix: str, default: Collection[str] = ("sunglasses", "
     return {"effects": {"effects": tuple(names), "who": who}} if names else {}
 
 
+def extra_options(key_prefix: str, chosen: list[str], effects: Collection[str] = ("sunglasses", "crown")) -> dict[str, dict]:
+    """The options of the ticked processors that have choices (style, effects), shown under the
+    checkboxes; a processor whose choice is not complete yet (a painting to upload, no effect
+    picked) is unticked from ``chosen``."""
+    options: dict[str, dict] = {}
+    if "style" in chosen:
+        options |= style_controls(key_prefix)
+    if "effects" in chosen:
+        options |= effect_controls(key_prefix, default=effects, recognition="recognition" in chosen)
+    for name in ("style", "effects"):
+        if name in chosen and name not in options:
+            chosen.remove(name)
+    return options
+
+
 def gallery_reencoding_notice() -> None:
     """A warning when the app's gallery holds photos the active face encoder cannot use."""
     from core.analysis.recognition import photos_needing_reencoding
@@ -72,3 +88,64 @@ def gallery_reencoding_notice() -> None:
     if others:
         st.warning(f"{others} enrolled photo(s) were encoded by another face encoder and are not recognised: "
                    "encode them again on the People page.")
+
+
+@st.cache_data(show_spinner="Painting the 26 styles...")
+def style_sheet(photo: str) -> np.ndarray:
+    """The 26 built-in styles on one example photo, numbered, as one BGR image (made once)."""
+    from core.images import load_image
+    from core.style import fast
+
+    return fast.contact_sheet(load_image(photo))
+
+
+def style_controls(key_prefix: str) -> dict[str, dict]:
+    """The Style processor's choices (a built-in style, a blend of two, or a painting; size;
+    region), as ``build_processors`` options."""
+    from core.style import fast
+    from core.style.gatys import example_images
+
+    kind = st.radio("Style", ["Built-in", "Blend of two", "A painting"], horizontal=True, key=f"{key_prefix}_painter_style_kind")
+    options: dict = {}
+    numbers = list(range(fast.NUM_STYLES))
+    if kind == "A painting":
+        paintings = example_images("style")
+        choice = st.selectbox("Painting", [*paintings, "Upload..."], key=f"{key_prefix}_painter_painting")
+        if choice == "Upload...":
+            upload = st.file_uploader("Painting", type=["jpg", "jpeg", "png", "webp"], key=f"{key_prefix}_painter_painting_file")
+            if upload is None:
+                return {}
+            options["painting"] = saved_upload(upload.getvalue(), upload.name)
+        else:
+            options["painting"] = str(paintings[choice])
+    else:
+        first = st.selectbox("Style number", numbers, index=fast.DEFAULT_STYLE, key=f"{key_prefix}_painter_style")
+        options["style"] = str(first)
+        if kind == "Blend of two":
+            second = st.selectbox("Blended with", numbers, index=19, key=f"{key_prefix}_painter_style_2")
+            share = st.slider("Share of the second", 0.0, 1.0, 0.5, 0.05, key=f"{key_prefix}_painter_style_share")
+            options["style"] = f"{first}:{1 - share:.2f},{second}:{share:.2f}"
+        photos = example_images("content")
+        if photos:
+            with st.expander("See the 26 styles"):
+                st.image(style_sheet(str(next(iter(photos.values())))), channels="BGR")
+    options["size"] = st.select_slider("Processing size (longer side, px)", [160, 240, 320, 480, 640], value=320,
+                                       key=f"{key_prefix}_painter_style_size", help="Smaller: faster, bigger strokes.")  # fmt: skip
+    options["region"] = st.radio("Paint", list(fast.REGIONS), format_func=fast.REGIONS.get, key=f"{key_prefix}_painter_style_region")
+    if options["region"] == "split":
+        options["face_style"] = str(st.selectbox("Style of the faces", numbers, index=10, key=f"{key_prefix}_painter_face_style"))
+    return {"style": options}
+
+
+def saved_upload(data: bytes, name: str) -> str:
+    """An upload written once to the server's temporary folder (named by its content), as a path
+    a processor can be built with."""
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.gettempdir()) / "vision-lab-paintings" / f"{hashlib.sha256(data).hexdigest()[:16]}{Path(name).suffix.lower()}"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return str(path)

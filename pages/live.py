@@ -9,7 +9,7 @@ from core.analysis.processors import build_processors
 from core.settings import SettingsError, rtc_configuration
 from core.stream.live import LiveStream
 from core.stream.pipeline import PipelineConfig
-from pages._widgets import detector_radio, effect_controls, processor_checkboxes
+from pages._widgets import detector_radio, extra_options, processor_checkboxes
 
 CONNECT_TIMEOUT_S = 15
 TRANSLATIONS = {
@@ -30,15 +30,14 @@ with st.sidebar:
     detect = st.checkbox("Face detection", value=True, help="Boxes around faces; the other face processors build on it.")
     detector = detector_radio("Detector", key="live_detector", disabled=not detect)
     chosen = processor_checkboxes("live")
-    options = effect_controls("live", recognition="recognition" in chosen) if "effects" in chosen else {}
-    if "effects" in chosen and not options:
-        chosen.remove("effects")
+    options = extra_options("live", chosen)
+    overlays = "style" not in chosen or st.checkbox("Draw boxes and captions on the painting", value=True, key="live_overlays")
 
 with st.spinner("Loading the models..."):
     processors, unavailable = build_processors(chosen, options)  # built once per process, never in the frame thread
 for reason in unavailable.values():
     st.sidebar.error(reason)
-live.configure(PipelineConfig(detector=detector if detect else None, processors=processors))
+live.configure(PipelineConfig(detector=detector if detect else None, processors=processors, overlays=overlays))
 
 try:
     secrets = st.secrets if st.secrets.load_if_toml_exists() else None

@@ -8,7 +8,7 @@ from core.analysis.processors import build_processors
 from core.store.sqlite import default_gallery_path
 from core.stream.pipeline import FramePipeline, PipelineConfig
 from core.stream.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
-from pages._widgets import detector_radio, effect_controls, processor_checkboxes
+from pages._widgets import detector_radio, extra_options, processor_checkboxes
 
 # The server refuses uploads above server.maxUploadSize (200 MB unless configured) whatever a widget says.
 max_upload_mb = min(MAX_BYTES // 2**20, st.get_option("server.maxUploadSize"))
@@ -30,9 +30,8 @@ with st.sidebar:
     st.subheader("Processors")
     detector = detector_radio("Face detector", key="video_detector")
     chosen = processor_checkboxes("video", checked={"recognition"})
-    options = effect_controls("video", default=("blur",), recognition="recognition" in chosen) if "effects" in chosen else {}
-    if "effects" in chosen and not options:
-        chosen.remove("effects")
+    options = extra_options("video", chosen, effects=("blur",))
+    overlays = "style" not in chosen or st.checkbox("Draw boxes and captions on the painting", value=True, key="video_overlays")
     if "recognition" in chosen:
         st.caption(f"Names come from the gallery of the People page: `{default_gallery_path()}`")
 
@@ -42,7 +41,7 @@ if st.button("Annotate", type="primary", disabled=uploaded is None or running):
     if unavailable:
         st.error(" ".join(unavailable.values()))
     else:
-        pipeline = FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True))
+        pipeline = FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True, overlays=overlays))
         uploaded.seek(0)
         workspace.start(uploaded.name, uploaded, pipeline)
         st.rerun()

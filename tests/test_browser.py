@@ -446,6 +446,25 @@ def test_effects_ticked_while_streaming_follow_the_faces_and_blur_hides_them(pag
 
 
 @needs_webrtc
+def test_style_ticked_while_streaming_paints_the_video_the_browser_receives(page, server):
+    """The fake camera's wall is flat grey; painted in the default style it is neither flat nor grey."""
+    import numpy as np
+
+    def wall(frame: np.ndarray) -> tuple[float, float]:
+        patch = frame[8:72, 8:120].astype(float)  # the top-left corner: wall, never a face
+        return float(np.abs(patch - patch.mean(axis=2, keepdims=True)).mean()), float(patch.std())  # colourfulness, texture
+
+    page.goto(f"{server[0]}/live")
+    start_stream(page)
+    colour, texture = wall(received_frame(page))
+    assert colour < 6 and texture < 8, (colour, texture)  # grey and flat, as the camera gives it
+    tick(page, "Style (paint the video)", "style")
+    wait_until(lambda: wall(received_frame(page))[0] > colour + 8, 30, "the painted wall in the received video")
+    assert (metric(page, "Frames per second") or 0) > 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@needs_webrtc
 def test_the_face_seen_on_the_live_page_is_enrolled_from_the_people_page(page, server):
     page.goto(f"{server[0]}/live")
     start_stream(page)

@@ -345,6 +345,30 @@ class _Track:
     seen_at: float
 
 
+class AnchorSmoother:
+    """Per-track One-Euro smoothing of the anchors made from detector landmarks (keypoints come
+    smoothed by their own processor; stills are not smoothed). Thread-safe."""
+
+    def __init__(self, forget_s: float = FORGET_S) -> None:
+        self.forget_s = forget_s
+        self._lock = threading.Lock()
+        self._tracks: dict[int, _Track] = {}
+
+    def __call__(self, face: Face, anchor: Anchor, now: float) -> Anchor:
+        if face.track_id is None or face.keypoints is not None:
+            return anchor
+        points = anchor.to_image(np.array([(-0.5, 0.0), (0.5, 0.0), anchor.nose, anchor.mouth]))
+        with self._lock:
+            track = self._tracks.setdefault(face.track_id, _Track(OneEuroFilter(), now))
+            track.seen_at = now
+            points = track.filter(points, now, anchor.iod)
+        return anchor_from(points[0], points[1], points[2], points[3])
+
+    def forget_older(self, now: float) -> None:
+        with self._lock:
+            self._tracks = {k: v for k, v in self._tracks.items() if now - v.seen_at <= self.forget_s}
+
+
 class EffectsProcessor(Processor):
     """Chooses each face's effects (``who``: "all", "unknown" — no name from recognition, so every
     face when recognition does not run — or "named") and sets its anchor when its points are sure.
@@ -360,8 +384,7 @@ class EffectsProcessor(Processor):
             raise ValueError(f"who must be one of {', '.join(WHO)}, not {who!r}")
         self.effects, self.who = tuple(effects), who
         self.clock: Callable[[], float] = time.monotonic
-        self._lock = threading.Lock()
-        self._tracks: dict[int, _Track] = {}
+        self._smoother = AnchorSmoother()
 
     def chosen(self, face: Face) -> bool:
         return self.who == "all" or (self.who == "named") == (face.name is not None)
@@ -374,20 +397,9 @@ class EffectsProcessor(Processor):
                 continue
             face.effects = self.effects
             if needs_anchor:
-                anchor = self._smoothed(face, face_anchor(frame_bgr, face), now)
+                anchor = self._smoother(face, face_anchor(frame_bgr, face), now)
                 face.anchor = anchor if sure(anchor) else None
-        with self._lock:
-            self._tracks = {k: v for k, v in self._tracks.items() if now - v.seen_at <= FORGET_S}
-
-    def _smoothed(self, face: Face, anchor: Anchor, now: float) -> Anchor:
-        if face.track_id is None or face.keypoints is not None:
-            return anchor
-        points = anchor.to_image(np.array([(-0.5, 0.0), (0.5, 0.0), anchor.nose, anchor.mouth]))
-        with self._lock:
-            track = self._tracks.setdefault(face.track_id, _Track(OneEuroFilter(), now))
-            track.seen_at = now
-            points = track.filter(points, now, anchor.iod)
-        return anchor_from(points[0], points[1], points[2], points[3])
+        self._smoother.forget_older(now)
 
 
 register(ProcessorSpec(

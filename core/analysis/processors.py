@@ -22,9 +22,10 @@ from core.faces import Processor
 from core.models import settle_after_loading
 
 # Modules that register processors when imported, in the order the UI lists them.
-# Effects come last: they read what the others found (keypoints, names).
+# Style and effects come last: they read what the others found (keypoints, names), and effects
+# are drawn over the painted frame.
 PROCESSOR_MODULES: tuple[str, ...] = ("core.analysis.keypoints", "core.analysis.recognition", "core.analysis.age_gender",
-                                      "core.analysis.objects", "core.analysis.effects")  # fmt: skip
+                                      "core.analysis.objects", "core.analysis.styling", "core.analysis.effects")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,14 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
     patch[:] = np.asarray(canvas)[:, :, ::-1]
 
 
-def draw_result(frame_bgr: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of ``frame_bgr`` with the faces' effects, then boxes, keypoints, captions and frame
-    labels drawn."""
-    image = frame_bgr.copy()
-    effects.render(image, frame_bgr, result.faces)
+def draw_result(frame_bgr: np.ndarray, result: FrameResult, overlays: bool = True) -> np.ndarray:
+    """A copy of ``frame_bgr`` (of ``result.image`` when a processor repainted the frame) with the
+    faces' effects, then, with ``overlays``, boxes, keypoints, captions and frame labels drawn."""
+    base = frame_bgr if result.image is None else result.image
+    image = base.copy()
+    effects.render(image, base, result.faces)
+    if not overlays:
+        return image
     scale = max(0.4, min(image.shape[:2]) / 900)
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for face in result.faces:

@@ -36,12 +36,14 @@ class PipelineConfig:
     """What a pipeline runs: a detector name (``None``: no face detection) and processors in order.
 
     ``tracking`` links faces across frames (a stream); off for unrelated still images, whose
-    faces then have ``track_id = None``.
+    faces then have ``track_id = None``. ``overlays`` off draws no boxes, points or captions (the
+    faces' effects and a repainted frame still show).
     """
 
     detector: str | None = DEFAULT_DETECTOR
     processors: tuple[Processor, ...] = ()
     tracking: bool = True
+    overlays: bool = True  # boxes, keypoints and captions drawn (off: the picture alone, e.g. styled)
 
 
 _track_ids = itertools.count(1)  # shared by every tracker: ids are unique across streams
@@ -204,6 +206,9 @@ class FramePipeline:
         """Detect, track and enrich faces; a failing stage is recorded and skipped."""
         with self._config_lock:
             config = self.config
+        return self._process(frame_bgr, config)
+
+    def _process(self, frame_bgr: np.ndarray, config: PipelineConfig) -> FrameResult:
         result = FrameResult()
         if config.detector is not None:
             detect = lambda: get_detector(config.detector, still=not config.tracking).faces(frame_bgr)  # noqa: E731
@@ -219,8 +224,10 @@ class FramePipeline:
     def annotate(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, FrameResult]:
         """Process ``frame_bgr`` and return a drawn copy with the result; records stats."""
         start = time.perf_counter()
-        result = self.process(frame_bgr)
-        out = self._run_stage("draw", result, lambda: draw_result(frame_bgr, result), timed=True)
+        with self._config_lock:
+            config = self.config
+        result = self._process(frame_bgr, config)
+        out = self._run_stage("draw", result, lambda: draw_result(frame_bgr, result, config.overlays), timed=True)
         if out is None:
             out = frame_bgr
         self.stats.record(result, (time.perf_counter() - start) * 1000)
