@@ -246,6 +246,100 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_styles(args: argparse.Namespace) -> int:
+    import cv2
+
+    from core.images import ImageError, load_image
+    from core.style import fast
+
+    reason = fast.unavailable()
+    if reason:
+        raise UsageError(f"fast styles are unavailable: {reason}")
+    record: dict[str, Any] = {"styles": [{"number": i, "name": f"style {i}"} for i in range(fast.NUM_STYLES)],
+                              "default": fast.DEFAULT_STYLE, "regions": fast.REGIONS}  # fmt: skip
+    if args.sheet:
+        sheet = _output_file(args.sheet, (".png", ".jpg", ".jpeg", ".webp"), [Path(args.photo)] if args.photo else [])
+        try:
+            photo = load_image(args.photo) if args.photo else _example_photo()
+        except ImageError as error:
+            raise UsageError(str(error)) from error
+        if not cv2.imwrite(str(sheet), fast.contact_sheet(photo)):
+            raise UsageError(f"{sheet}: could not write the image there")
+        record["sheet"] = str(sheet)
+    emit(record)
+    return 0
+
+
+def _example_photo():
+    from core.images import load_image
+    from core.style.gatys import example_images
+
+    photos = example_images("content")
+    if not photos:
+        raise UsageError("no example photo in ../shared/data: give one with --photo")
+    return load_image(next(iter(photos.values())))
+
+
+def cmd_stylize_fast(args: argparse.Namespace) -> int:
+    import time
+
+    import cv2
+
+    from core.analysis.processors import ProcessorUnavailable, get_processor
+    from core.images import ImageError, load_image
+    from core.stream.pipeline import FramePipeline, PipelineConfig
+    from core.stream.video import VideoError, annotate_video
+    from core.style.fast import FastStyleError
+
+    source = Path(args.input)
+    still = source.suffix.lower() in IMAGE_SUFFIXES
+    output = _output_file(args.output, (".png", ".jpg", ".jpeg", ".webp") if still else (".mp4",), [source])
+    painting = args.style if Path(args.style).is_file() else None
+    if painting and args.blend:
+        raise UsageError("--blend mixes built-in styles; a painting cannot be blended")
+    style = None if painting else args.style
+    if args.blend:
+        number, _, share = args.blend.partition(":")
+        try:
+            share_value = float(share or 0.5)
+        except ValueError as error:
+            raise UsageError(f"--blend is M:SHARE, e.g. 19:0.3, not {args.blend!r}") from error
+        if not 0.0 <= share_value <= 1.0:
+            raise UsageError("--blend's share lies between 0 and 1")
+        style = f"{args.style}:{1 - share_value:g},{number}:{share_value:g}"
+    options = {"style": style, "painting": painting, "size": args.size, "region": args.region,
+               "face_style": args.face_style if args.region == "split" else None}  # fmt: skip
+    try:
+        processor = get_processor("style", **options)
+    except (FastStyleError, ImageError, ProcessorUnavailable) as error:
+        raise UsageError(str(error)) from error
+    detector = None if args.region == "all" else "yunet"
+    pipeline = FramePipeline(PipelineConfig(detector=detector, processors=(processor,), tracking=not still, overlays=False))
+    start = time.perf_counter()
+    if still:
+        try:
+            image = load_image(source)
+        except ImageError as error:
+            raise UsageError(str(error)) from error
+        painted, result = pipeline.annotate(image)
+        if not cv2.imwrite(str(output), painted):
+            raise UsageError(f"{output}: could not write the image there")
+        summary = {"input": str(source), "output": str(output), "frames": 1, "faces": len(result.faces)}
+    else:
+        try:
+            summary = annotate_video(source, output, pipeline)
+        except VideoError as error:
+            raise UsageError(str(error)) from error
+        summary = {key: summary[key] for key in ("input", "output", "frames", "width", "height", "fps")}
+    seconds = time.perf_counter() - start
+    errors = pipeline.stats.snapshot()["errors"]
+    if errors:
+        raise RuntimeError("; ".join(f"{stage}: {message}" for stage, message in errors.items()))
+    emit({**summary, **{k: v for k, v in options.items() if v is not None}, "seconds": round(seconds, 3),
+          "fps_reached": round(summary["frames"] / seconds, 2)})  # fmt: skip
+    return 0
+
+
 def _gallery(path: str | None, write: bool = False, create: bool = False):
     """The gallery at ``path`` (default: the app's), opened read-only unless ``write``; a missing
     file is an error unless ``create`` (then the first write creates it: a refused enrollment
@@ -442,6 +536,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: vgg19 when its ImageNet weights are downloaded, else vgg16-hed (offline)")
     style.add_argument("--preserve-colors", action="store_true", help="keep the content photo's colours")
     style.set_defaults(run=cmd_stylize)
+
+    fast_style = commands.add_parser("stylize-fast", help="paint an image or a video in a feed-forward style (JSON summary)")
+    fast_style.add_argument("input", metavar="IN", help="image (.jpg, .png, ...) or video")
+    fast_style.add_argument("output", metavar="OUT", help="image to write for an image, MP4 for a video")
+    fast_style.add_argument("--style", default="12", help="a built-in style 0-25 (python -m core styles), a blend like 3:0.7,12:0.3, or a painting's image file")
+    fast_style.add_argument("--blend", metavar="M:SHARE", help="blend another built-in style in, e.g. 19:0.3")
+    fast_style.add_argument("--size", type=int, default=320, help="processing size, the longer side in pixels (default 320)")
+    fast_style.add_argument("--region", default="all", help="all (default), background (faces kept natural), faces, or split (faces in --face-style)")
+    fast_style.add_argument("--face-style", default="10", help="the faces' style with --region split (default 10)")
+    fast_style.set_defaults(run=cmd_stylize_fast)
+
+    styles = commands.add_parser("styles", help="the 26 built-in fast styles (JSON), with a contact sheet on request")
+    styles.add_argument("--sheet", metavar="OUT.png", help="write the 26 styles on one photo, numbered")
+    styles.add_argument("--photo", help="the sheet's photo (default: the first example photo of ../shared/data)")
+    styles.set_defaults(run=cmd_styles)
 
     gallery_help = "gallery file (default: $VISION_LAB_GALLERY or ~/.local/share/vision-lab/gallery.sqlite3)"
     largest_help = "when a photo shows several faces, enroll the largest, the most central among equals (default: reject the photo)"

@@ -99,3 +99,29 @@ def test_annotate_video_blurs_only_the_faces_nobody_enrolled(tmp_path, two_face_
     known, stranger = (np.s_[200:260, 120:180], np.s_[200:260, 440:500])  # the middles of the two faces, inside their boxes
     assert detail(frame[known]) > 0.5 * detail(two_face_frame[known])  # as sharp as it was (but for the codec)
     assert detail(frame[stranger]) < 0.1 * detail(two_face_frame[stranger])  # blurred
+
+
+def test_stylize_fast_paints_an_image_and_a_video_and_styles_lists_and_shows_them(tmp_path, face_photos):
+    from core.stream.synthetic import face_clip, write_video
+    from core.style import fast
+
+    if fast.unavailable():
+        import pytest
+
+        pytest.skip(fast.unavailable())
+    photo = shared_data("faces_identities_knn_examples/test/obama_and_biden.jpg")
+    done = run_cli("stylize-fast", str(photo), str(tmp_path / "painted.png"), "--style", "3", "--blend", "19:0.3", "--region", "background")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["style"] == "3:0.7,19:0.3" and record["faces"] == 3 and record["fps_reached"] > 0
+    assert (tmp_path / "painted.png").stat().st_size > 10_000
+    clip = write_video(list(face_clip(face_photos[:2], 12, size=(160, 120), face_side=80)), tmp_path / "clip.mp4", fps=6)
+    done = run_cli("stylize-fast", str(clip), str(tmp_path / "painted.mp4"), "--size", "160")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frames"] == 12 and (tmp_path / "painted.mp4").is_file()
+    done = run_cli("styles", "--sheet", str(tmp_path / "sheet.png"), "--photo", str(photo))
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert len(listed["styles"]) == 26 and (tmp_path / "sheet.png").is_file()
+    bad = run_cli("stylize-fast", str(photo), str(tmp_path / "x.png"), "--style", "31")
+    assert bad.returncode == 2 and "does not exist" in bad.stderr

@@ -88,7 +88,9 @@ def style_weights(spec: int | str | Mapping[int, float]) -> np.ndarray:
             parts = [part.split(":") for part in spec.split(",") if part.strip()]
             spec = {int(p[0]): float(p[1]) if len(p) > 1 else 1.0 for p in parts}
         except ValueError as error:
-            raise FastStyleError(f"a style is a number 0-{NUM_STYLES - 1} or a blend like 3:0.7,12:0.3, not {spec!r}") from error
+            raise FastStyleError(
+                f"a style is a number 0-{NUM_STYLES - 1}, a blend like 3:0.7,12:0.3 or a painting's image file, not {spec!r}"
+            ) from error
     if isinstance(spec, (int, np.integer)):
         spec = {int(spec): 1.0}
     weights = np.zeros(NUM_STYLES, np.float32)
