@@ -54,7 +54,9 @@ from tests.e2e import (  # noqa: E402
 FACES = SHARED_DATA / "faces_identities"
 TARGET_FPS = 15.0
 LABELS = {"keypoints": "Facial keypoints (our CNN)", "recognition": "Recognition (names)", "age_gender": "Age & gender",
-          "objects": "Objects (ImageNet)", "effects": "Face effects and privacy blur"}  # effects: sunglasses and crown
+          "objects": "Objects (ImageNet)", "effects": "Face effects and privacy blur",  # effects: sunglasses and crown
+          "style": "Style (paint the video)"}
+STYLE_SIZES = [160, 240, 320, 480, 640]  # the Live page's choices, 320 its default
 ENROLLED = 10  # the first 10 LFW people are enrolled from their photo 1; the clip shows photos 2-4 of all 40
 
 
@@ -70,7 +72,25 @@ def browser_frames(page) -> int:
     return int(video.evaluate("v => v.getVideoPlaybackQuality().totalVideoFrames"))
 
 
-def measure(processors: list[str], detector: str | None, seconds: float, warmup: float, folder: Path) -> dict:
+def choose_style(page, size: int, region: str) -> None:
+    """Set the Style processor's processing size (keyboard on the slider) and region (its radio)."""
+    from core.style.fast import REGIONS
+
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text(REGIONS[region], exact=True).click(timeout=60_000)
+    page.wait_for_timeout(1000)
+    steps = STYLE_SIZES.index(size) - STYLE_SIZES.index(320)
+    if steps:
+        sidebar.locator('input[type="range"]').last.focus()  # the size slider's range input
+    for _ in range(abs(steps)):
+        page.keyboard.press("ArrowRight" if steps > 0 else "ArrowLeft")
+        page.wait_for_timeout(300)
+    page.get_by_text("Processing size").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+
+
+def measure(processors: list[str], detector: str | None, seconds: float, warmup: float, folder: Path,
+            style: tuple[int, str] = (320, "all")) -> dict:  # fmt: skip
     from playwright.sync_api import sync_playwright
 
     photos = [p for n in (2, 3, 4) for p in sorted(FACES.glob(f"*/{n}.jpg"))]
@@ -88,6 +108,8 @@ def measure(processors: list[str], detector: str | None, seconds: float, warmup:
         for name in processors:
             sidebar.get_by_text(LABELS[name], exact=True).click(timeout=60_000)
             page.wait_for_timeout(500)
+        if "style" in processors:
+            choose_style(page, *style)
         wait_until(lambda: page.get_by_text("Loading the models").count() == 0, 120, "the models to load")
         start_stream(page)
         time.sleep(warmup)
@@ -123,6 +145,8 @@ def main() -> int:
     parser.add_argument("--detector", help="the detector radio's label to click (default: the page's default)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--style-size", type=int, default=320, choices=STYLE_SIZES, help="with style: its processing size")
+    parser.add_argument("--style-region", default="all", help="with style: all, background, faces or split")
     args = parser.parse_args()
     if not shared_data_or_skip(FACES):
         return 0
@@ -133,9 +157,10 @@ def main() -> int:
         return subprocess.call([str(REPO / "scripts" / "loopback_netns.sh"), sys.executable, *sys.argv])
     processors = [p for p in args.processors.split(",") if p]
     with tempfile.TemporaryDirectory(prefix="live-e2e-") as folder:
-        result = measure(processors, args.detector, args.seconds, args.warmup, Path(folder))
+        result = measure(processors, args.detector, args.seconds, args.warmup, Path(folder), (args.style_size, args.style_region))
     print(json.dumps({
         "benchmark": "live_e2e", "processors": processors, "detector": args.detector or "default",
+        **({"style": {"size": args.style_size, "region": args.style_region}} if "style" in processors else {}),
         "clip": "640x480, scenes of 3-6 LFW faces, 10 people enrolled", **result,
         "target_fps": TARGET_FPS, "target_met": result["server_fps"] >= TARGET_FPS,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),

