@@ -468,6 +468,27 @@ def test_style_ticked_while_streaming_paints_the_video_the_browser_receives(page
 
 
 @needs_webrtc
+def test_a_painting_the_user_uploads_becomes_the_live_style(page, server):
+    import numpy as np
+
+    painting = np.zeros((200, 200, 3), np.uint8)
+    painting[:, ::10] = (0, 60, 255)  # thin stripes on black: the painted video turns dark, the camera's wall is mid-grey
+    page.goto(f"{server[0]}/live")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Style (paint the video)", exact=True).click(timeout=60_000)
+    sidebar.get_by_text("A painting", exact=True).click(timeout=60_000)
+    sidebar.get_by_role("combobox").last.click()  # the painting list: the examples, then Upload...
+    page.get_by_role("option", name="Upload...").click(timeout=30_000)
+    sidebar.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        {"name": "stripes.png", "mimeType": "image/png", "buffer": png(painting)})
+    start_stream(page)
+
+    wait_until(lambda: received_frame(page).mean() < 60, 60, "the uploaded painting's darkness in the received video")
+    assert page.get_by_text(re.compile(r"style \d+\.\d ms")).count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@needs_webrtc
 def test_the_face_seen_on_the_live_page_is_enrolled_from_the_people_page(page, server):
     page.goto(f"{server[0]}/live")
     start_stream(page)
