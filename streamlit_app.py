@@ -7,10 +7,10 @@ server (see core/__init__.py); the pages import TensorFlow-backed modules later.
 import streamlit_webrtc  # noqa: F401, I001  (must precede anything that imports TensorFlow)
 import streamlit as st
 
-from pages._runtime import keep_models_between_runs, one_tensorflow_thread
+from pages._runtime import keep_models_between_runs, one_thread_per_model
 
 keep_models_between_runs()  # before this run ends: Streamlit's housekeeping must not reset Keras (see there)
-one_tensorflow_thread()  # before any page imports TensorFlow
+one_thread_per_model()  # before any page imports TensorFlow
 
 st.set_page_config(page_title="Vision Lab", page_icon=":material/visibility:", layout="wide")
 

@@ -30,11 +30,16 @@ def keep_models_between_runs() -> None:
     config.set_option("runner.postScriptGC", False)
 
 
-def one_tensorflow_thread() -> None:
-    """TensorFlow in the server process runs each op on one thread (unless the environment says
-    otherwise). Its work here is small per-frame batches, and the two cores are already shared by
-    the frame thread, aiortc's video codecs and the browser: a second intra-op thread only added
-    hand-offs (live e2e benchmark: 13.5 -> 15.7 fps processed). Style transfers run in their own
-    process with TensorFlow's defaults (core/style/jobs.py). Must run before TensorFlow is imported."""
+def one_thread_per_model() -> None:
+    """TensorFlow and the fast-style network in the server process run each op on one thread
+    (unless the environment says otherwise). Their work here is per-frame, and the two cores are
+    already shared by the frame thread, aiortc's video codecs and the browser: a second intra-op
+    thread only added hand-offs (live e2e benchmark: TensorFlow 13.5 -> 15.7 fps processed with one;
+    the Style processor 12.1, 13.4, 11.0 fps with two threads, 13.9 and 13.2 with one, p95 95 ms
+    instead of 130-156). Gatys transfers run in their own process with TensorFlow's defaults
+    (core/style/jobs.py). Must run before TensorFlow is imported."""
+    from core.style.fast import THREADS_ENV
+
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault(THREADS_ENV, "1")

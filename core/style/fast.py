@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import importlib.util
-import threading
+import os
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -42,9 +42,9 @@ REGIONS = {
     "split": "the faces in a second style, the background in the first",
 }
 FACE_OVAL = (0.0, 0.42, 1.0, 1.42)  # (u, v, radius u, radius v) in the face's frame: brows to chin
-THREADS = 2  # onnxruntime intra-op threads: the style network dominates a frame when it is on
+THREADS_ENV = "VISION_LAB_FAST_STYLE_THREADS"  # onnxruntime intra-op threads: 2 (both cores) unless set;
+# the server sets 1 (pages/_runtime.py), where the cores are shared with the stream and the browser
 
-_lock = threading.Lock()
 
 
 class FastStyleError(ValueError):
@@ -76,7 +76,7 @@ def _session(name: str):
     if reason:
         raise FastStyleError(f"fast styles are unavailable: {reason}")
     options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    options.intra_op_num_threads, options.inter_op_num_threads = int(os.environ.get(THREADS_ENV, "2")), 1
     return ort.InferenceSession(str(model_dir() / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
 
 
