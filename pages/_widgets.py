@@ -41,7 +41,7 @@ def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list
         if ticked:
             chosen.append(spec.name)
     if "recognition" in chosen:
-        gallery_reencoding_notice()
+        gallery_notices()
     return chosen
 
 
@@ -77,14 +77,17 @@ def extra_options(key_prefix: str, chosen: list[str], effects: Collection[str] =
     return options
 
 
-def gallery_reencoding_notice() -> None:
-    """A warning when the app's gallery holds photos the active face encoder cannot use."""
+def gallery_notices() -> None:
+    """What recognition needs from the People page: somebody enrolled (else a link there), and
+    photos the active face encoder can use."""
     from core.analysis.recognition import photos_needing_reencoding
 
-    path = default_gallery_path()
-    if not path.is_file():  # nobody enrolled yet; never create the file from here
+    gallery = open_gallery(str(default_gallery_path()))  # never creates the file: that takes an enrollment
+    if not gallery.people():
+        st.info("Nobody is enrolled yet: every face is Unknown.")
+        st.page_link("pages/people.py", label="Enroll people on the People page")
         return
-    others = photos_needing_reencoding(open_gallery(str(path)))
+    others = photos_needing_reencoding(gallery)
     if others:
         st.warning(f"{others} enrolled photo(s) were encoded by another face encoder and are not recognised: "
                    "encode them again on the People page.")

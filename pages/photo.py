@@ -56,6 +56,8 @@ with image_column:
     st.image(analysis.annotated, channels="BGR", caption=photo.name)
 with side_column:
     st.metric("Faces", len(result.faces))
+    if not result.faces:
+        st.info("No face found in this photo.")
     st.download_button(
         "Download the JSON",
         data=json.dumps(analysis_json(photo.name, image, result), indent=2, ensure_ascii=False),

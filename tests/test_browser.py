@@ -262,6 +262,27 @@ def test_photo_page_explains_a_tiny_upload_and_finds_the_face_of_a_16_bit_graysc
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_pages_say_when_there_is_no_face_and_when_nobody_is_enrolled(page, server):
+    import numpy as np
+
+    from core.store.sqlite import Gallery
+
+    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # no test relies on another's people
+        for person in gallery.people():
+            gallery.forget(person.name)
+    page.goto(f"{server[0]}/photo")
+    page.get_by_role("heading", name="Photo").first.wait_for(timeout=60_000)
+    blank = {"name": "wall.png", "mimeType": "image/png", "buffer": png(np.full((200, 300, 3), 180, np.uint8))}
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(blank)
+    page.get_by_text("No face found in this photo.").wait_for(timeout=60_000)
+    page.goto(f"{server[0]}/live")
+    page.locator('[data-testid="stSidebar"]').get_by_text("Recognition (names)", exact=True).click(timeout=60_000)
+    page.get_by_text("Nobody is enrolled yet: every face is Unknown.").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Enroll people on the People page").click()
+    page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
     page.goto(f"{server[0]}/photo")
     page.get_by_text("Take a photo").click(timeout=60_000)
