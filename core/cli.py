@@ -18,6 +18,7 @@ from typing import Any
 from core.models import SHARED_DATA, WEIGHTS_DIR
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+WRITTEN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # what the commands write images as
 
 
 class UsageError(Exception):
@@ -60,6 +61,20 @@ def _output_file(argument: str, suffixes: Sequence[str], inputs: Sequence[Path])
     return output
 
 
+def _write_image(path: Path, image_bgr: Any) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), image_bgr):
+        raise UsageError(f"{path}: could not write the image there")
+
+
+def _raise_stage_errors(pipeline: Any) -> None:
+    """A stage that failed on a command's input is an error of the command (a page skips it)."""
+    errors = pipeline.stats.snapshot()["errors"]
+    if errors:
+        raise RuntimeError("; ".join(f"{stage}: {message}" for stage, message in errors.items()))
+
+
 def _effects_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """``--effects``/``--who`` as the effects processor's options ({} without effects)."""
     from core.analysis.effects import WHO, parse_effects
@@ -87,12 +102,10 @@ def _annotated_outputs(argument: str | None, images: Sequence[Path]) -> dict[Pat
         return {image: target / f"{image.stem}-annotated.png" for image in images}
     if len(images) != 1:
         raise UsageError(f"--annotated {target}: with several images, give an existing folder")
-    return {images[0]: _output_file(argument, (".png", ".jpg", ".jpeg", ".webp"), images)}
+    return {images[0]: _output_file(argument, WRITTEN_IMAGE_SUFFIXES, images)}
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    import cv2
-
     from core.analysis.detect import DETECTORS
     from core.images import ImageError, load_image
     from core.stream.draw import draw_result
@@ -118,13 +131,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             emit({"image": str(path), "error": str(error)})
             continue
         result = pipeline.process(image)
-        errors = pipeline.stats.snapshot()["errors"]
-        if errors:
-            raise RuntimeError("; ".join(f"{stage}: {message}" for stage, message in errors.items()))
+        _raise_stage_errors(pipeline)
         record = analysis_json(str(path), image, result)
         if path in drawings:
-            if not cv2.imwrite(str(drawings[path]), draw_result(image, result)):
-                raise UsageError(f"{drawings[path]}: could not write the image there")
+            _write_image(drawings[path], draw_result(image, result))
             record["annotated"] = str(drawings[path])
         emit(record)
     return 1 if failures else 0
@@ -222,12 +232,10 @@ def cmd_calibrate_keypoints(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    import cv2
-
     from core.images import ImageError, load_image
     from core.style.gatys import StyleSettings, StyleTransferError, WeightsUnavailable, stylize
 
-    output = _output_file(args.output, (".png", ".jpg", ".jpeg", ".webp"), [Path(args.content), Path(args.style)])
+    output = _output_file(args.output, WRITTEN_IMAGE_SUFFIXES, [Path(args.content), Path(args.style)])
     try:
         content, style = load_image(args.content), load_image(args.style)
         settings = StyleSettings(
@@ -240,15 +248,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             f"iteration {step.losses.iteration}: loss {step.losses.total:.4g}", file=sys.stderr, flush=True))
     except (ImageError, StyleTransferError, WeightsUnavailable) as error:
         raise UsageError(str(error)) from error
-    if not cv2.imwrite(str(output), result.image_bgr):
-        raise UsageError(f"{output}: could not write the image there")
+    _write_image(output, result.image_bgr)
     emit({"content": args.content, "style": args.style, "output": str(output), **result.to_json()})
     return 0
 
 
 def cmd_styles(args: argparse.Namespace) -> int:
-    import cv2
-
     from core.images import ImageError, load_image
     from core.style import fast
 
@@ -258,13 +263,12 @@ def cmd_styles(args: argparse.Namespace) -> int:
     record: dict[str, Any] = {"styles": [{"number": i, "name": f"style {i}"} for i in range(fast.NUM_STYLES)],
                               "default": fast.DEFAULT_STYLE, "regions": fast.REGIONS}  # fmt: skip
     if args.sheet:
-        sheet = _output_file(args.sheet, (".png", ".jpg", ".jpeg", ".webp"), [Path(args.photo)] if args.photo else [])
+        sheet = _output_file(args.sheet, WRITTEN_IMAGE_SUFFIXES, [Path(args.photo)] if args.photo else [])
         try:
             photo = load_image(args.photo) if args.photo else _example_photo()
         except ImageError as error:
             raise UsageError(str(error)) from error
-        if not cv2.imwrite(str(sheet), fast.contact_sheet(photo)):
-            raise UsageError(f"{sheet}: could not write the image there")
+        _write_image(sheet, fast.contact_sheet(photo))
         record["sheet"] = str(sheet)
     emit(record)
     return 0
@@ -283,17 +287,15 @@ def _example_photo():
 def cmd_stylize_fast(args: argparse.Namespace) -> int:
     import time
 
-    import cv2
-
-    from core.analysis.processors import ProcessorUnavailable, get_processor
+    from core.analysis.processors import ProcessorUnavailable
     from core.images import ImageError, load_image
-    from core.stream.pipeline import FramePipeline, PipelineConfig
+    from core.stream.photo import style_pipeline
     from core.stream.video import VideoError, annotate_video
     from core.style.fast import FastStyleError
 
     source = Path(args.input)
     still = source.suffix.lower() in IMAGE_SUFFIXES
-    output = _output_file(args.output, (".png", ".jpg", ".jpeg", ".webp") if still else (".mp4",), [source])
+    output = _output_file(args.output, WRITTEN_IMAGE_SUFFIXES if still else (".mp4",), [source])
     painting = args.style if Path(args.style).is_file() else None
     if painting and args.blend:
         raise UsageError("--blend mixes built-in styles; a painting cannot be blended")
@@ -310,11 +312,9 @@ def cmd_stylize_fast(args: argparse.Namespace) -> int:
     options = {"style": style, "painting": painting, "size": args.size, "region": args.region,
                "face_style": args.face_style if args.region == "split" else None}  # fmt: skip
     try:
-        processor = get_processor("style", **options)
+        pipeline = style_pipeline(options, tracking=not still)
     except (FastStyleError, ImageError, ProcessorUnavailable) as error:
         raise UsageError(str(error)) from error
-    detector = None if args.region == "all" else "yunet"
-    pipeline = FramePipeline(PipelineConfig(detector=detector, processors=(processor,), tracking=not still, overlays=False))
     start = time.perf_counter()
     if still:
         try:
@@ -322,8 +322,7 @@ def cmd_stylize_fast(args: argparse.Namespace) -> int:
         except ImageError as error:
             raise UsageError(str(error)) from error
         painted, result = pipeline.annotate(image)
-        if not cv2.imwrite(str(output), painted):
-            raise UsageError(f"{output}: could not write the image there")
+        _write_image(output, painted)
         summary = {"input": str(source), "output": str(output), "frames": 1, "faces": len(result.faces)}
     else:
         try:
@@ -332,9 +331,7 @@ def cmd_stylize_fast(args: argparse.Namespace) -> int:
             raise UsageError(str(error)) from error
         summary = {key: summary[key] for key in ("input", "output", "frames", "width", "height", "fps")}
     seconds = time.perf_counter() - start
-    errors = pipeline.stats.snapshot()["errors"]
-    if errors:
-        raise RuntimeError("; ".join(f"{stage}: {message}" for stage, message in errors.items()))
+    _raise_stage_errors(pipeline)
     emit({**summary, **{k: v for k, v in options.items() if v is not None}, "seconds": round(seconds, 3),
           "fps_reached": round(summary["frames"] / seconds, 2)})  # fmt: skip
     return 0

@@ -1,12 +1,12 @@
 """Style transfer: a photo repainted in a painting's style (Gatys et al.), run in the background."""
 
 import cv2
+import numpy as np
 import streamlit as st
 
-from core.analysis.processors import get_processor
 from core.analysis.styling import paint_regions
-from core.faces import FrameResult
 from core.images import ImageError, load_image
+from core.stream.photo import style_pipeline
 from core.style import fast, jobs
 from core.style import gatys as core_style
 from pages._widgets import style_controls
@@ -144,21 +144,24 @@ if job is not None:
     show_job()
 
 
+@st.cache_data(max_entries=4, show_spinner="Painting...")
+def fast_painting(content_bgr: np.ndarray, options: dict) -> tuple[np.ndarray, int]:
+    """The content photo painted by the Style processor with ``options`` (the Live page's, by
+    region too), and the faces found; made once per photo and choice, not on every rerun."""
+    painted, result = style_pipeline(options, tracking=False).annotate(content_bgr)
+    return painted, len(result.faces)
+
+
 st.subheader("Fast styles: a second, in 26 styles or any painting")
 st.caption("Feed-forward networks (the Live page's Style processor) instead of the optimisation above: "
            "the content photo painted at once; faces can be kept natural or painted alone.")
 if content is not None and fast.unavailable() is None:
     choice = style_controls("style_page")
     if choice:
-        options = {**choice["style"], "region": "all"}
-        region = choice["style"]["region"] if choice["style"]["region"] != "split" else "all"
-        with st.spinner("Painting..."):
-            painted = get_processor("style", **options)
-            frame = FrameResult()
-            painted.process(content, frame)
-            final, found = paint_regions(content, frame.image, region)
-        st.image(final, channels="BGR", caption=f"{fast.REGIONS[region]}" + (f" ({found} face(s))" if region != "all" else ""))
-        st.download_button("Download the fast PNG", cv2.imencode(".png", final)[1].tobytes(), file_name="fast-style.png",
+        painted, found = fast_painting(content, choice["style"])
+        region = choice["style"]["region"]
+        st.image(painted, channels="BGR", caption=fast.REGIONS[region] + (f" ({found} face(s))" if region != "all" else ""))
+        st.download_button("Download the fast PNG", cv2.imencode(".png", painted)[1].tobytes(), file_name="fast-style.png",
                            mime="image/png")  # fmt: skip
 elif fast.unavailable():
     st.caption(f"Fast styles unavailable: {fast.unavailable()}")

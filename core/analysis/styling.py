@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 
 from core.analysis.effects import MIN_IOD_PX, AnchorSmoother, face_anchor
@@ -71,12 +70,8 @@ class StyleProcessor(Processor):
         if self.region == "faces" and not anchors:
             return  # nothing to paint: the frame stays as the camera gave it
         styled = self.painter(frame_bgr)
-        if self.region == "all" or not anchors:
-            result.image = styled
-            return
-        mask = fast.region_mask(frame_bgr.shape, anchors)
-        faces_styled = self.face_painter(frame_bgr) if self.face_painter is not None else None
-        result.image = fast.composite(frame_bgr, styled, mask, faces_styled, self.region)
+        faces_styled = self.face_painter(frame_bgr) if self.face_painter is not None and anchors else None
+        result.image = fast.by_region(frame_bgr, styled, anchors, self.region, faces_styled)
 
 
 def paint_regions(natural_bgr: np.ndarray, painted_bgr: np.ndarray, region: str) -> tuple[np.ndarray, int]:
@@ -85,13 +80,9 @@ def paint_regions(natural_bgr: np.ndarray, painted_bgr: np.ndarray, region: str)
     Returns the image and the number of faces found; ``painted_bgr`` is resized to the photo."""
     from core.analysis.detect import DEFAULT_DETECTOR, get_detector
 
-    if painted_bgr.shape[:2] != natural_bgr.shape[:2]:
-        painted_bgr = cv2.resize(painted_bgr, (natural_bgr.shape[1], natural_bgr.shape[0]), interpolation=cv2.INTER_LINEAR)
     faces = get_detector(DEFAULT_DETECTOR, still=True).faces(natural_bgr)
     anchors = [a for a in (face_anchor(natural_bgr, f) for f in faces) if a.iod >= MIN_IOD_PX]
-    if region == "all" or not anchors:
-        return (painted_bgr if region != "faces" else natural_bgr), len(anchors)
-    return fast.composite(natural_bgr, painted_bgr, fast.region_mask(natural_bgr.shape, anchors), region=region), len(anchors)
+    return fast.by_region(natural_bgr, fast.to_shape(painted_bgr, natural_bgr.shape), anchors, region), len(anchors)
 
 
 register(ProcessorSpec(

@@ -34,8 +34,8 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -356,11 +356,23 @@ class Gallery:
         self._db = db
         return db
 
-    def _writing(self, erases: bool = False) -> _Write:
-        """A write transaction; one that ``erases`` changes what exists, so it never creates the file."""
+    @contextmanager
+    def _writing(self, erases: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction that bumps the version (creating the file if needed); one that
+        ``erases`` changes what exists, so it never creates the file, and afterwards checkpoints
+        the freed pages into the file and truncates the write-ahead log: no deleted byte stays
+        readable."""
         if self.readonly:
             raise GalleryError(f"{self.path} was opened read-only")
-        return _Write(self, erases)
+        with self._lock:
+            db = self._connection(create=not erases)
+            if db is None:
+                raise GalleryError(f"{self.path}: there is no gallery there yet")
+            with _Transaction(db, immediate=True):
+                yield db
+                db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key='version'")
+            if erases:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # waits for readers (busy timeout)
 
     def _read(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -405,41 +417,6 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-class _Write:
-    """One write transaction of a :class:`Gallery` (creating the file if needed) that bumps its
-    version; with ``erases``, the freed pages are then checkpointed into the file and the
-    write-ahead log truncated, so no deleted byte stays readable."""
-
-    def __init__(self, gallery: Gallery, erases: bool) -> None:
-        self._gallery = gallery
-        self._erases = erases
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._gallery._lock.acquire()
-        try:
-            db = self._gallery._connection(create=not self._erases)
-            if db is None:
-                raise GalleryError(f"{self._gallery.path}: there is no gallery there yet")
-            self._db = db
-            db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._gallery._lock.release()
-            raise
-        return self._db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is not None:
-                self._db.execute("ROLLBACK")
-                return
-            self._db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key='version'")
-            self._db.execute("COMMIT")
-            if self._erases:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # waits for readers (busy timeout)
-        finally:
-            self._gallery._lock.release()
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:

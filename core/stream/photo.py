@@ -25,6 +25,17 @@ def photo_pipeline(detector: str = DEFAULT_DETECTOR, options: Mapping[str, Mappi
     return FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=False)), unavailable
 
 
+def style_pipeline(style_options: Mapping[str, Any], tracking: bool) -> FramePipeline:
+    """A pipeline painting each frame with the Style processor built from ``style_options`` (its
+    options, see ``core.analysis.styling``), no overlays; faces are found only when its region
+    needs them. Raises what building the processor raises (a bad style, no models)."""
+    from core.analysis.processors import get_processor
+
+    processor = get_processor("style", **style_options)
+    detector = None if style_options.get("region", "all") == "all" else DEFAULT_DETECTOR
+    return FramePipeline(PipelineConfig(detector=detector, processors=(processor,), tracking=tracking, overlays=False))
+
+
 def analysis_json(image_name: str, image: np.ndarray, result: FrameResult) -> dict[str, Any]:
     """The JSON record of one analysed image (the CLI contract of ``analyze``)."""
     height, width = image.shape[:2]

@@ -118,7 +118,7 @@ def stylize(image_bgr: np.ndarray, weights: np.ndarray, size: int = 320) -> np.n
     rgb = np.pad(rgb, ((0, -height % 4), (0, -width % 4), (0, 0)), mode="reflect")  # the network halves twice
     out = _session("multistyle26").run(None, {"image": rgb.transpose(2, 0, 1)[None], "style_weights": weights})[0][0]
     styled = np.clip(out.transpose(1, 2, 0)[:height, :width, ::-1] * 255 + 0.5, 0, 255).astype(np.uint8)
-    return _back_to(styled, image_bgr.shape)
+    return to_shape(styled, image_bgr.shape)
 
 
 def painting_vector(painting_bgr: np.ndarray) -> np.ndarray:
@@ -143,13 +143,14 @@ def stylize_painting(image_bgr: np.ndarray, vector: np.ndarray, size: int = ARBI
     names = [i.name for i in session.get_inputs()]
     out = session.run(None, {names[0]: rgb[None], names[1]: vector.astype(np.float32)})[0][0]
     styled = np.clip(out[:height, :width, ::-1] * 255 + 0.5, 0, 255).astype(np.uint8)
-    return _back_to(styled, image_bgr.shape)
+    return to_shape(styled, image_bgr.shape)
 
 
-def _back_to(styled: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if styled.shape[:2] == shape[:2]:
-        return styled
-    return cv2.resize(styled, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+def to_shape(image_bgr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``image_bgr`` resized to ``shape``'s height and width (itself when it has them)."""
+    if image_bgr.shape[:2] == shape[:2]:
+        return image_bgr
+    return cv2.resize(image_bgr, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def region_mask(shape: tuple[int, ...], anchors: Sequence[Anchor], feather: float = 0.25, scale: float = 0.25) -> np.ndarray:
@@ -168,6 +169,19 @@ def region_mask(shape: tuple[int, ...], anchors: Sequence[Anchor], feather: floa
     if blur > 1:
         small = cv2.GaussianBlur(small, (blur, blur), 0)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def by_region(natural: np.ndarray, painted: np.ndarray, anchors: Sequence[Anchor], region: str,
+              faces_painted: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``painted`` kept where ``region`` says, by the ovals of the faces at ``anchors``; without a
+    face, "faces" leaves the picture natural and the other regions paint it all."""
+    if region not in REGIONS:
+        raise FastStyleError(f"region must be one of {', '.join(REGIONS)}, not {region!r}")
+    if not anchors:
+        return natural if region == "faces" else painted
+    if region == "all":
+        return painted
+    return composite(natural, painted, region_mask(natural.shape, anchors), faces_painted, region)
 
 
 def composite(natural: np.ndarray, styled: np.ndarray, mask: np.ndarray, faces_styled: np.ndarray | None = None,
