@@ -37,7 +37,7 @@ import core  # noqa: E402,F401  (import-order guard before anything heavy)
 from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 from core.analysis import recognition  # noqa: E402
 from core.images import load_image  # noqa: E402
-from core.store.sqlite import Encodings, Gallery  # noqa: E402
+from core.store.gallery import Encodings, open_gallery  # noqa: E402
 
 FACES = SHARED_DATA / "faces_identities"
 TARGETS = {"top1_enrolled": 0.99, "unknown_rejected": 0.95}
@@ -109,7 +109,7 @@ def main() -> int:
     people = sorted(p.name for p in FACES.iterdir() if p.is_dir())
     enrolled_people, other_people = people[:N_ENROLLED], people[N_ENROLLED:]
     with tempfile.TemporaryDirectory() as folder:
-        gallery = Gallery(Path(folder) / "gallery.sqlite3")
+        gallery = open_gallery(Path(folder) / "gallery.sqlite3")
         start = time.perf_counter()
         rejected = []
         for name in enrolled_people:

@@ -341,15 +341,20 @@ def _gallery(path: str | None, write: bool = False, create: bool = False):
     """The gallery at ``path`` (default: the app's), opened read-only unless ``write``; a missing
     file is an error unless ``create`` (then the first write creates it: a refused enrollment
     leaves nothing behind)."""
-    from core.store.sqlite import Gallery, GalleryError, default_gallery_path
+    from core.store.gallery import GalleryError, default_gallery_location, is_url, open_gallery, shown
 
-    location = Path(path) if path else default_gallery_path()
-    if not create and not location.is_file():
+    location = path or default_gallery_location()
+    if not create and not is_url(location) and not Path(location).is_file():
         raise UsageError(f"no gallery at {location}: enroll somebody first (python -m core enroll)")
     try:
-        return Gallery(location, readonly=not write)
+        gallery = open_gallery(location, readonly=not write)
+        version = gallery.version()  # a wrong URL, refused credentials or a stranger's database are said now
     except GalleryError as error:
         raise UsageError(str(error)) from error
+    if not create and version == 0:
+        gallery.close()
+        raise UsageError(f"no gallery at {shown(location)}: enroll somebody first (python -m core enroll)")
+    return gallery
 
 
 def _enroll_and_emit(gallery, name: str, paths: Sequence[Path], largest_face: bool) -> int:
@@ -363,7 +368,7 @@ def _enroll_and_emit(gallery, name: str, paths: Sequence[Path], largest_face: bo
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from core.store.sqlite import GalleryError, validate_name
+    from core.store.gallery import GalleryError, validate_name
 
     try:
         name = validate_name(args.name)
@@ -375,7 +380,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll_dir(args: argparse.Namespace) -> int:
-    from core.store.sqlite import GalleryError, validate_name
+    from core.store.gallery import GalleryError, validate_name
 
     root = Path(args.folder)
     if not root.is_dir():
@@ -402,13 +407,13 @@ def cmd_people(args: argparse.Namespace) -> int:
 
     with _gallery(args.gallery) as gallery:
         people = [{"name": p.name, "photos": p.photos} for p in gallery.people()]
-        emit({"gallery": str(gallery.path), "encoder": active_encoder(), "tolerance": gallery_tolerance(gallery),
+        emit({"gallery": gallery.location, "encoder": active_encoder(), "tolerance": gallery_tolerance(gallery),
               "photos_by_encoder": gallery.encoder_counts(), "people": people})
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from core.store.sqlite import GalleryError
+    from core.store.gallery import GalleryError
 
     with _gallery(args.gallery, write=True) as gallery:
         try:
@@ -549,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     styles.add_argument("--photo", help="the sheet's photo (default: the first example photo of ../shared/data)")
     styles.set_defaults(run=cmd_styles)
 
-    gallery_help = "gallery file (default: $VISION_LAB_GALLERY or ~/.local/share/vision-lab/gallery.sqlite3)"
+    gallery_help = "gallery file or postgresql:// URL (default: $VISION_LAB_GALLERY or ~/.local/share/vision-lab/gallery.sqlite3)"
     largest_help = "when a photo shows several faces, enroll the largest, the most central among equals (default: reject the photo)"
     enroll = commands.add_parser("enroll", help="add photos of one person to the gallery (JSON Lines, one per photo)")
     enroll.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")

@@ -7,15 +7,20 @@ import streamlit as st
 
 from core.analysis.detect import DEFAULT_DETECTOR, DETECTOR_LABELS, DETECTORS
 from core.analysis.processors import processor_specs
-from core.store.sqlite import Gallery, default_gallery_path
+from core.store.gallery import Gallery, GalleryUnavailable, default_gallery_location, open_gallery
 
 STREAM_DETECTORS = [d for d in DETECTORS if d != "cnn"]  # the CNN detector takes seconds per frame on a CPU
 
 
 @st.cache_resource
-def open_gallery(path: str) -> Gallery:
-    """One connection per gallery file per process; the Gallery is thread-safe."""
-    return Gallery(path)
+def shared_gallery(location: str) -> Gallery:
+    """One connection per gallery (file or URL) per process; the Gallery is thread-safe."""
+    return open_gallery(location)
+
+
+def app_gallery() -> Gallery:
+    """The app's gallery (``$VISION_LAB_GALLERY``, else the default file), opened once."""
+    return shared_gallery(default_gallery_location())
 
 
 def detector_radio(label: str, key: str, disabled: bool = False) -> str:
@@ -82,8 +87,13 @@ def gallery_notices() -> None:
     photos the active face encoder can use."""
     from core.analysis.recognition import photos_needing_reencoding
 
-    gallery = open_gallery(str(default_gallery_path()))  # never creates the file: that takes an enrollment
-    if not gallery.people():
+    gallery = app_gallery()  # never creates the file: that takes an enrollment
+    try:
+        nobody = not gallery.people()
+    except GalleryUnavailable as error:
+        st.warning(f"Gallery unavailable: {error}. Faces keep the names already found; it reconnects by itself.")
+        return
+    if nobody:
         st.info("Nobody is enrolled yet: every face is Unknown.")
         st.page_link("pages/people.py", label="Enroll people on the People page")
         return

@@ -16,8 +16,8 @@ from core.analysis.recognition import (
     set_gallery_tolerance,
 )
 from core.images import load_image
-from core.store.sqlite import GalleryError, default_gallery_path
-from pages._widgets import open_gallery
+from core.store.gallery import GalleryError, GalleryUnavailable
+from pages._widgets import app_gallery
 
 
 def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
@@ -52,7 +52,14 @@ def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: di
 
 st.title("People")
 st.caption("The people that recognition (Live, Video, Photo pages and `python -m core recognize`) can name.")
-gallery = open_gallery(str(default_gallery_path()))
+gallery = app_gallery()
+try:
+    gallery.version()
+except GalleryUnavailable as error:
+    st.error(f"Gallery unavailable: {error}. Nothing can be enrolled or changed until it is back; "
+             "the Live and Video pages keep running with the names they already know, and the app reconnects by itself.")
+    st.button("Try again")
+    st.stop()
 st.session_state.setdefault("pending_choices", [])
 encoder = ENCODERS[active_encoder()]
 
@@ -167,4 +174,4 @@ for person in people:
         confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
         if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
             change(gallery.forget, person.name)
-st.caption(f"Gallery file: `{gallery.path}` (set VISION_LAB_GALLERY to use another)")
+st.caption(f"Gallery: `{gallery.location}` (set VISION_LAB_GALLERY to a file or a postgresql:// URL to use another)")

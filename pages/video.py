@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.analysis.processors import build_processors
-from core.store.sqlite import default_gallery_path
+from core.store.gallery import default_gallery_location, shown
 from core.stream.pipeline import FramePipeline, PipelineConfig
 from core.stream.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
 from pages._widgets import detector_radio, extra_options, processor_checkboxes
@@ -33,7 +33,7 @@ with st.sidebar:
     options = extra_options("video", chosen, effects=("blur",))
     overlays = "style" not in chosen or st.checkbox("Draw boxes and captions on the painting", value=True, key="video_overlays")
     if "recognition" in chosen:
-        st.caption(f"Names come from the gallery of the People page: `{default_gallery_path()}`")
+        st.caption(f"Names come from the gallery of the People page: `{shown(default_gallery_location())}`")
 
 if st.button("Annotate", type="primary", disabled=uploaded is None or running):
     with st.spinner("Loading the models..."):

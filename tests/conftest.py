@@ -1,5 +1,6 @@
 import streamlit_webrtc  # noqa: F401, I001  (must precede TensorFlow: see core/__init__.py)
 
+import itertools
 import os
 import subprocess
 import sys
@@ -20,6 +21,40 @@ def shared_data(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared data folder must sit beside the repository")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A private PostgreSQL 16 with pgvector (the pgserver wheel), for the whole test session:
+    the shared gallery's tests run against a real server, not a mock."""
+    try:
+        import pgserver
+    except ImportError:
+        pytest.skip("pgserver is not installed: scripts/install.sh --test installs it (requirements-test.txt)")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+_DATABASES = itertools.count()
+
+
+def fresh_database(server) -> str:
+    """The URL of a new, empty database on ``server`` (one per test: no test sees another's people)."""
+    import psycopg
+
+    name = f"gallery_{os.getpid()}_{next(_DATABASES)}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return server.get_uri(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def gallery_location(request, tmp_path) -> str:
+    """A fresh, empty gallery's location, once per store: a SQLite file, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "gallery.sqlite3")
+    return fresh_database(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +88,9 @@ def unwritable_folder():
 
     folder = Path(tempfile.mkdtemp(prefix="vision-lab-readonly-"))
     from core.faces import Box
-    from core.store.sqlite import Gallery, NewPhoto
+    from core.store.gallery import NewPhoto, open_gallery
 
-    with Gallery(folder / "gallery.sqlite3") as gallery:
+    with open_gallery(folder / "gallery.sqlite3") as gallery:
         gallery.add_photos("Ada", [NewPhoto("ada.jpg", Box(10, 60, 60, 10), b"jpeg", np.ones(128), "sface")])
         gallery.set_setting("tolerance", "0.5")
     (folder / "gallery.sqlite3").chmod(0o444)

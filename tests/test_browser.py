@@ -143,7 +143,7 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
 
 
 def test_two_people_pages_at_once_enroll_one_person_and_never_undo_each_other(browser, server):
-    from core.store.sqlite import Gallery
+    from core.store.gallery import open_gallery
 
     pages = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(2)]
     try:
@@ -158,7 +158,7 @@ def test_two_people_pages_at_once_enroll_one_person_and_never_undo_each_other(br
             tab.get_by_role("button", name="Save").click()
         for tab in pages:
             tab.get_by_text(re.compile(r"1 photo\(s\) saved for G")).wait_for(timeout=120_000)
-        with Gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
+        with open_gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
             stored = [(p.name, p.photos) for p in gallery.people() if "schroeder" in p.name.lower()]
         assert len(stored) == 1 and stored[0][1] == 2  # one person; the save that committed first named them
         name = stored[0][0]
@@ -174,7 +174,7 @@ def test_two_people_pages_at_once_enroll_one_person_and_never_undo_each_other(br
         first.get_by_text("Gerhard S · 2 photo(s)").wait_for(timeout=30_000)
         second.get_by_text("Yes, delete every photo and encoding of this person").click()  # a rerun of the stale page
         second.get_by_text("Gerhard S · 2 photo(s)").wait_for(timeout=30_000)
-        with Gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
+        with open_gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
             assert gallery.person("Gerhard S") is not None and gallery.person("Gerhard Schroeder") is None
         for tab in pages:
             assert tab.locator('[data-testid="stException"]').count() == 0
@@ -186,7 +186,7 @@ def test_two_people_pages_at_once_enroll_one_person_and_never_undo_each_other(br
 def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
     from core.analysis import recognition
     from core.images import load_image
-    from core.store.sqlite import Gallery, NewPhoto
+    from core.store.gallery import NewPhoto, open_gallery
 
     if recognition.active_encoder() != "sface":
         pytest.skip("SFace is not installed: dlib is the only encoder")
@@ -194,7 +194,7 @@ def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
     face = recognition.find_faces(image)[0]
     box = face.box
     dlib_encoding = recognition.encode_face(image, face, "dlib")
-    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # as a gallery enrolled before SFace
+    with open_gallery(server[1].parent / "gallery.sqlite3") as gallery:  # as a gallery enrolled before SFace
         gallery.add_photos("Tony Blair", [NewPhoto("1.jpg", box, recognition.face_thumbnail(image, box), dlib_encoding, "dlib")])
     page.goto(f"{server[0]}/live")
     page.locator('[data-testid="stSidebar"]').get_by_text("Recognition (names)").click(timeout=60_000)
@@ -204,7 +204,7 @@ def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
     page.get_by_role("button", name="Encode them again").click()
     page.get_by_text("1 photo(s) encoded again.").wait_for(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
-    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:
+    with open_gallery(server[1].parent / "gallery.sqlite3") as gallery:
         assert gallery.encoder_counts().get("dlib", 0) == 0 and gallery.encodings("sface").names.count("Tony Blair") == 1
 
 
@@ -240,7 +240,7 @@ def hostile_uploads() -> list[dict]:
 
 
 def test_people_page_refuses_tiny_uploads_one_by_one_and_enrolls_a_16_bit_grayscale_photo(page, server):
-    from core.store.sqlite import Gallery
+    from core.store.gallery import open_gallery
 
     page.goto(f"{server[0]}/people")
     page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
@@ -254,7 +254,7 @@ def test_people_page_refuses_tiny_uploads_one_by_one_and_enrolls_a_16_bit_graysc
     assert page.get_by_text(re.compile(r"image of 2x2 pixels is too small")).count() == 1
     assert page.get_by_text(re.compile(r"image of 3000x1 pixels is too small")).count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
-    with Gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
+    with open_gallery(server[1].parent / "gallery.sqlite3", readonly=True) as gallery:
         assert [photo.source for photo in gallery.photos("Colin Powell")] == ["gray16.png"]
 
 
@@ -273,9 +273,9 @@ def test_photo_page_explains_a_tiny_upload_and_finds_the_face_of_a_16_bit_graysc
 def test_pages_say_when_there_is_no_face_and_when_nobody_is_enrolled(page, server):
     import numpy as np
 
-    from core.store.sqlite import Gallery
+    from core.store.gallery import open_gallery
 
-    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # no test relies on another's people
+    with open_gallery(server[1].parent / "gallery.sqlite3") as gallery:  # no test relies on another's people
         for person in gallery.people():
             gallery.forget(person.name)
     page.goto(f"{server[0]}/photo")
@@ -303,7 +303,7 @@ def test_photo_page_analyses_a_photo_taken_with_the_camera(page, server):
 
 
 def test_people_page_lets_the_user_pick_one_face_of_a_group_photo(page, server):
-    from core.store.sqlite import Gallery
+    from core.store.gallery import open_gallery
 
     group = shared_data("faces_identities_knn_examples/test/obama_and_biden.jpg")  # Biden left, Obama right
     page.goto(f"{server[0]}/people")
@@ -320,7 +320,7 @@ def test_people_page_lets_the_user_pick_one_face_of_a_group_photo(page, server):
     page.get_by_text("1 photo(s) saved for Barack Obama.").wait_for(timeout=120_000)
     page.get_by_text("Barack Obama · 1 photo(s)").wait_for(timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
-    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:  # the server's own gallery
+    with open_gallery(server[1].parent / "gallery.sqlite3") as gallery:  # the server's own gallery
         (photo,) = gallery.photos("Barack Obama")
     assert photo.box.left > 1000  # the second face from the left of the 2000-px photo, not Biden's
 
@@ -427,9 +427,9 @@ def test_every_ticked_processor_shows_in_the_video_the_browser_receives(page, se
     labels in the box colour), keypoint dots, recognition's red "Unknown" boxes and labels (the one
     person enrolled is not in the clip), each appearing in the frames once ticked, while streaming."""
     from core.analysis.recognition import enroll
-    from core.store.sqlite import Gallery
+    from core.store.gallery import open_gallery
 
-    with Gallery(server[1].parent / "gallery.sqlite3") as gallery:
+    with open_gallery(server[1].parent / "gallery.sqlite3") as gallery:
         photo = shared_data("faces_identities/George_W_Bush/1.jpg")
         assert enroll(gallery, "George W Bush", [(photo.name, photo)]).written
     page.goto(f"{server[0]}/live")

@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.cli import main
 from core.images import ImageError, load_image
-from core.store.sqlite import Gallery
+from core.store.gallery import open_gallery
 from core.stream.synthetic import face_clip, write_video
 from tests.conftest import as_a_user_who_cannot_write, shared_data
 from tests.store.test_sqlite import files_beside, forgettable_bytes
@@ -94,7 +94,7 @@ def test_accented_names_fold_case_and_forget_normalises_as_enroll_does(capsys, t
 def test_forget_leaves_nothing_on_disk_while_the_people_page_holds_a_connection(capsys, tmp_path, face):
     path = tmp_path / "gallery.sqlite3"
     assert cli(capsys, "enroll", face, "--name", "Carol Secret", "--gallery", path)[0] == 0
-    with Gallery(path) as page:  # the People page's cached connection, open throughout
+    with open_gallery(path) as page:  # the People page's cached connection, open throughout
         secrets = forgettable_bytes(page, "Carol Secret")
         assert cli(capsys, "forget", "--name", "carol secret", "--gallery", path)[0] == 0
         raw = files_beside(path)

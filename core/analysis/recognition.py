@@ -37,7 +37,17 @@ from core.analysis.landmarks import dlib_shape
 from core.analysis.processors import ProcessorSpec, register
 from core.faces import Box, Face, FrameResult, Processor
 from core.images import ImageError, check_image, load_image, resize_by
-from core.store.sqlite import Encodings, Gallery, GalleryError, NewPhoto, default_gallery_path, validate_name
+from core.store.gallery import (
+    Encodings,
+    Gallery,
+    GalleryError,
+    GalleryUnavailable,
+    NeighbourIndex,
+    NewPhoto,
+    ScanIndex,
+    open_gallery,
+    validate_name,
+)
 
 
 @dataclass(frozen=True)
@@ -141,48 +151,51 @@ class Match:
 
 
 class Matcher:
-    """Nearest person among the gallery's encodings, under a threshold and a margin.
+    """Nearest person of a gallery's :class:`NeighbourIndex`, under a threshold and a margin.
 
     A face is named when it lies within the nearest person's threshold and
     ``distance <= margin * distance to the second nearest person``. The threshold is
     ``tolerance``; with a ``spread_factor``, a person's threshold is that factor times the mean
     distance between their own encodings (how much their photos vary), kept within
     [``MIN_THRESHOLD``, ``tolerance``] (a person with one encoding keeps ``tolerance``).
+    The search is the store's: a scan in memory (SQLite, :class:`Encodings`) or an HNSW index
+    in the database (PostgreSQL).
     """
 
     def __init__(
         self,
-        encodings: Encodings,
+        index: NeighbourIndex | Encodings,
         tolerance: float,
         margin: float = MARGIN,
         spread_factor: float | None = SPREAD_FACTOR,
     ) -> None:
+        self.index = ScanIndex(index) if isinstance(index, Encodings) else index
         self.tolerance = tolerance
         self.margin = margin
-        self.version = encodings.version
-        self.people = sorted(set(encodings.names))
-        index = {name: i for i, name in enumerate(self.people)}
-        self._owner = np.array([index[name] for name in encodings.names], dtype=int)
-        self._matrix = encodings.matrix
-        self.thresholds = np.array([self._threshold(self._matrix[self._owner == i], spread_factor) for i in range(len(self.people))])
+        self.spread_factor = spread_factor
+        self.version = self.index.version
+        self._thresholds: dict[str, float] = {}
 
-    def _threshold(self, own: np.ndarray, spread_factor: float | None) -> float:
-        if spread_factor is None or len(own) < 2:
-            return self.tolerance
-        pairwise = np.linalg.norm(own[:, None] - own[None], axis=2)[np.triu_indices(len(own), 1)]
-        return float(np.clip(spread_factor * pairwise.mean(), min(MIN_THRESHOLD, self.tolerance), self.tolerance))
+    def threshold(self, name: str) -> float:
+        """``name``'s threshold (computed once per matcher, from their encodings when spread_factor is set)."""
+        if name not in self._thresholds:
+            own = self.index.encodings_of(name) if self.spread_factor is not None else ()
+            if len(own) < 2:
+                self._thresholds[name] = self.tolerance
+            else:
+                pairwise = np.linalg.norm(own[:, None] - own[None], axis=2)[np.triu_indices(len(own), 1)]
+                low = min(MIN_THRESHOLD, self.tolerance)
+                self._thresholds[name] = float(np.clip(self.spread_factor * pairwise.mean(), low, self.tolerance))
+        return self._thresholds[name]
 
     def match(self, encoding: np.ndarray) -> Match:
-        if not self.people:
+        near = self.index.nearest_people(encoding, 2)
+        if not near:
             return Match(None, None)
-        distances = np.linalg.norm(self._matrix - encoding, axis=1)
-        per_person = np.full(len(self.people), np.inf)
-        np.minimum.at(per_person, self._owner, distances)
-        order = np.argsort(per_person)
-        nearest = float(per_person[order[0]])
-        second = float(per_person[order[1]]) if len(order) > 1 else np.inf
-        known = nearest <= self.thresholds[order[0]] and nearest <= self.margin * second
-        return Match(self.people[order[0]] if known else None, nearest)
+        name, nearest = near[0]
+        second = near[1][1] if len(near) > 1 else np.inf
+        known = nearest <= self.threshold(name) and nearest <= self.margin * second
+        return Match(name if known else None, nearest)
 
 
 def gallery_tolerance(gallery: Gallery, encoder: str | None = None) -> float:
@@ -200,7 +213,7 @@ def set_gallery_tolerance(gallery: Gallery, tolerance: float, encoder: str | Non
 
 def gallery_matcher(gallery: Gallery, encoder: str, tolerance: float | None = None) -> Matcher:
     """A matcher over the gallery's encodings by ``encoder``, at ``tolerance`` or the saved one."""
-    return Matcher(gallery.encodings(encoder), gallery_tolerance(gallery, encoder) if tolerance is None else tolerance)
+    return Matcher(gallery.index(encoder), gallery_tolerance(gallery, encoder) if tolerance is None else tolerance)
 
 
 def recognize(gallery: Gallery, image_bgr: np.ndarray, tolerance: float | None = None) -> list[Face]:
@@ -405,9 +418,9 @@ class RecognitionProcessor(Processor):
     label = "Recognition (names)"
 
     def __init__(self, gallery: str | None = None, tolerance: float | None = None) -> None:
-        self.gallery_path = Path(gallery) if gallery else default_gallery_path()
         self.tolerance = tolerance  # None: the gallery's saved tolerance
-        self._gallery = Gallery(self.gallery_path, readonly=True)  # an absent file reads as an empty gallery
+        self._gallery = open_gallery(gallery or None, readonly=True)  # an absent file reads as an empty gallery
+        self.unavailable: str | None = None  # why the gallery cannot be read now (names then stay as they were)
         self._lock = threading.Lock()
         self._tracks: dict[int, _Track] = {}
         self._sightings: dict[int, tuple[int, float]] = {}  # track not encoded yet -> (frames seen, last seen)
@@ -424,11 +437,24 @@ class RecognitionProcessor(Processor):
             if self._matcher is not None and now - self._checked_at < GALLERY_CHECK_INTERVAL_S:
                 return self._matcher
             self._checked_at = now
-            if self._matcher is None or self._matcher.version != self._gallery.version():
-                self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
-                for track in self._tracks.values():
-                    track.match = self._matcher.match(track.encoding)
+            try:
+                if self._matcher is None or self._matcher.version != self._gallery.version():
+                    self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
+                    for track in self._tracks.values():
+                        track.match = self._matcher.match(track.encoding)
+                self.unavailable = None
+            except GalleryUnavailable as error:  # keep streaming with the names known so far
+                self.unavailable = str(error)
+                self._matcher = self._matcher or Matcher(Encodings((), np.zeros((0, 128)), -1), 1.0)
             return self._matcher
+
+    def _match(self, matcher: Matcher, encoding: np.ndarray, previous: Match) -> Match:
+        """``matcher``'s answer, or ``previous`` while the gallery cannot be reached."""
+        try:
+            return matcher.match(encoding)
+        except GalleryUnavailable as error:
+            self.unavailable = str(error)
+            return previous
 
     def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
         matcher = self.matcher()
@@ -450,7 +476,8 @@ class RecognitionProcessor(Processor):
         with self._lock:
             for face in result.faces:
                 if face.encoding is not None:
-                    match = matcher.match(face.encoding)
+                    previous = self._tracks[face.track_id].match if face.track_id in self._tracks else Match(None, None)
+                    match = self._match(matcher, face.encoding, previous)
                     if face.track_id is not None:
                         self._tracks[face.track_id] = _Track(face.encoding, match, now, now)
                         self._sightings.pop(face.track_id, None)

@@ -1,9 +1,10 @@
-"""The gallery: a SQLite file of people, their photos' face crops and face encodings.
+"""The embedded gallery: a SQLite file of people, their photos' face crops and face encodings
+(:class:`core.store.gallery.Gallery`; its invariants hold, and these):
 
 Invariants:
 - Every write is one ``BEGIN IMMEDIATE`` transaction: a person and the photos enrolled with them
   appear together or not at all, even when the process is killed mid-write (SQLite's journal).
-- Safe for several threads (one connection per :class:`Gallery`, guarded by a lock) and several
+- Safe for several threads (one connection per :class:`SqliteGallery`, guarded by a lock) and several
   processes or sessions (WAL mode, a busy timeout, SQLite's file locks).
 - :meth:`Gallery.version` grows with every committed change, from any connection, so readers
   can cache what they derived from the gallery (the matcher of the live processor).
@@ -33,22 +34,28 @@ import os
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.faces import Box
+from core.store.gallery import (
+    ENCODING_SIZE,
+    Encodings,
+    Gallery,
+    GalleryError,
+    NewPhoto,
+    Person,
+    Photo,
+    check_encodings,
+    default_gallery_location,
+    name_key,
+    validate_name,
+)
 
-GALLERY_ENV = "VISION_LAB_GALLERY"
-MAX_NAME_LENGTH = 100
 ENCODING_DTYPE = np.dtype("<f8")
-ENCODING_SIZE = 128
-# Characters that could make a name a path, markup or markdown when shown somewhere.
-FORBIDDEN_NAME_CHARACTERS = set('/\\<>`*_[]{}()#|~!$^&=:;"')
 APPLICATION_ID = 0x564C4142  # "VLAB" in the file header: this file is a Vision Lab gallery
 SCHEMA = (  # idempotent statements: several processes may initialise one file at once
     """CREATE TABLE IF NOT EXISTS people (
@@ -81,83 +88,7 @@ REQUIRED_COLUMNS = {
 CURRENT_COLUMNS = {"people": {"key"}, "photos": {"encoder"}}
 
 
-class GalleryError(ValueError):
-    """A request the gallery refuses (bad name, unknown person...); nothing was written."""
-
-
-@dataclass(frozen=True)
-class Person:
-    id: int
-    name: str
-    photos: int
-
-
-@dataclass(frozen=True)
-class Photo:
-    id: int
-    person: str
-    source: str
-    box: Box
-    thumbnail_jpeg: bytes
-    encoder: str
-
-
-@dataclass(frozen=True)
-class NewPhoto:
-    """A photo ready to be stored: where it came from, the chosen face, its encoding and the
-    encoder that made it."""
-
-    source: str
-    box: Box
-    thumbnail_jpeg: bytes
-    encoding: np.ndarray
-    encoder: str
-
-
-@dataclass(frozen=True)
-class Encodings:
-    """Every stored encoding: row ``i`` of ``matrix`` belongs to ``names[i]``."""
-
-    names: tuple[str, ...]
-    matrix: np.ndarray  # (n, 128) float64
-    version: int
-
-
-def default_gallery_path() -> Path:
-    """``$VISION_LAB_GALLERY``, else ``$XDG_DATA_HOME/vision-lab/gallery.sqlite3``
-    (``~/.local/share`` when XDG_DATA_HOME is unset)."""
-    if os.environ.get(GALLERY_ENV, "").strip():
-        return Path(os.environ[GALLERY_ENV]).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "vision-lab" / "gallery.sqlite3"
-
-
-def name_key(name: str) -> str:
-    """What two names must share to be one person: NFC, stripped, casefolded (any script's case,
-    not only ASCII's), NFC again (casefolding can decompose)."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).strip().casefold())
-
-
-def validate_name(name: object) -> str:
-    """The name, stripped; raises :class:`GalleryError` saying why it cannot name a person."""
-    if not isinstance(name, str):
-        raise GalleryError("a name must be text")
-    name = unicodedata.normalize("NFC", name).strip()
-    if not name:
-        raise GalleryError("the name is empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise GalleryError(f"the name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed")
-    if any(unicodedata.category(c).startswith("C") for c in name):
-        raise GalleryError("the name contains control or invisible characters")
-    bad = sorted(set(name) & FORBIDDEN_NAME_CHARACTERS)
-    if bad:
-        raise GalleryError(f"the name may not contain {' '.join(bad)} (letters, digits, spaces, - ' . , are fine)")
-    if ".." in name:
-        raise GalleryError("the name may not contain '..'")
-    return name
-
-
-class Gallery:
+class SqliteGallery(Gallery):
     """One gallery file; share an instance between threads freely.
 
     The connection is opened when the file exists (at once, or at the first read after another
@@ -166,7 +97,7 @@ class Gallery:
     """
 
     def __init__(self, path: str | Path | None = None, readonly: bool = False) -> None:
-        self.path = Path(path) if path is not None else default_gallery_path()
+        self.path = Path(path if path is not None else default_gallery_location())
         self.readonly = readonly
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a folder; the gallery must be a file")
@@ -181,37 +112,28 @@ class Gallery:
                 self._db.close()
                 self._db = None
 
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     # --- reading -------------------------------------------------------------------------
     def version(self) -> int:
-        """A number that grows with every committed change (cheap: one indexed read); 0 before
-        the file exists."""
         rows = self._read("SELECT value FROM settings WHERE key='version'")
         return int(rows[0][0]) if rows else 0
 
     def people(self) -> list[Person]:
-        """Everyone, sorted by name, with their number of photos."""
         return self._people("", ())
 
     def person(self, name: str) -> Person | None:
-        """The person whose name has ``name``'s :func:`name_key`, or None."""
         found = self._people("WHERE p.key = ?", (name_key(name),))
         return found[0] if found else None
 
     def photos(self, name: str) -> list[Photo]:
-        """The photos of ``name`` in the order they were added; raises if there is no such person."""
-        person = self._require(name)
+        person = self.require(name)
         rows = self._read("SELECT id, source, box, thumbnail, encoder FROM photos WHERE person_id=? ORDER BY id", (person.id,))
         return [Photo(row[0], person.name, row[1], Box(*json.loads(row[2])), bytes(row[3]), row[4]) for row in rows]
 
     def encodings(self, encoder: str | None = None) -> Encodings:
-        """The encodings made by ``encoder`` (every one when None) with their person's name, and
-        the version they were read at."""
         with self._lock:
             db = self._connection(create=False)
             if db is None:
@@ -229,7 +151,6 @@ class Gallery:
         return Encodings(tuple(name for name, _ in rows), matrix, version)
 
     def encoder_counts(self) -> dict[str, int]:
-        """How many photos each encoder's encodings cover."""
         return dict(self._read("SELECT encoder, COUNT(*) FROM photos GROUP BY encoder"))
 
     def setting(self, key: str) -> str | None:
@@ -244,12 +165,12 @@ class Gallery:
             if self._find_id(db, name) is not None:
                 raise GalleryError(f"{name!r} is already in the gallery")
             db.execute("INSERT INTO people(name, key, created) VALUES (?, ?, ?)", (name, name_key(name), time.time()))
-        return self._require(name)
+        return self.require(name)
 
     def add_photos(self, name: str, photos: Sequence[NewPhoto], create: bool = True) -> list[int]:
         """Store ``photos`` for ``name`` (created if absent and ``create``) atomically; their ids."""
         name = validate_name(name)
-        _check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
+        check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
         with self._writing() as db:
             person_id = self._find_id(db, name)
             if person_id is None:
@@ -287,7 +208,7 @@ class Gallery:
             if other is not None and other != person_id:
                 raise GalleryError(f"{new!r} is already in the gallery")
             db.execute("UPDATE people SET name=?, key=? WHERE id=?", (new, name_key(new), person_id))
-        return self._require(new)
+        return self.require(new)
 
     def forget(self, name: str) -> int:
         """Delete ``name`` with every photo and encoding, leaving nothing recoverable; the number
@@ -308,7 +229,7 @@ class Gallery:
     def replace_encodings(self, encodings: dict[int, np.ndarray], encoder: str) -> None:
         """Give the photos ``encodings`` (photo id -> new encoding) made by ``encoder``, in one
         transaction; the old encodings are erased."""
-        _check_encodings(list(encodings.values()), [f"photo {photo_id}" for photo_id in encodings])
+        check_encodings(list(encodings.values()), [f"photo {photo_id}" for photo_id in encodings])
         with self._writing(erases=True) as db:
             for photo_id, encoding in encodings.items():
                 updated = db.execute(
@@ -392,17 +313,6 @@ class Gallery:
         row = db.execute("SELECT id FROM people WHERE key=?", (name_key(name),)).fetchone()
         return None if row is None else row[0]
 
-    def _require(self, name: str) -> Person:
-        person = self.person(name)
-        if person is None:
-            raise GalleryError(f"nobody called {name.strip()!r} in the gallery")
-        return person
-
-
-def _check_encodings(encodings: Sequence[np.ndarray], sources: Sequence[str]) -> None:
-    for encoding, source in zip(encodings, sources):
-        if np.shape(encoding) != (ENCODING_SIZE,) or not np.all(np.isfinite(encoding)):
-            raise GalleryError(f"{source}: not a {ENCODING_SIZE}-value face encoding")
 
 
 class _Transaction:

@@ -12,7 +12,7 @@ from core.analysis import recognition
 from core.analysis.recognition import Matcher, RecognitionProcessor, enroll, recognize
 from core.cli import main
 from core.faces import Box, Face, FrameResult
-from core.store.sqlite import Encodings, Gallery, GalleryError
+from core.store.gallery import Encodings, GalleryError, open_gallery
 from tests.conftest import paste, shared_data
 
 
@@ -23,8 +23,8 @@ def no_jitter(monkeypatch):
 
 
 @pytest.fixture
-def gallery(tmp_path):
-    with Gallery(tmp_path / "gallery.sqlite3") as g:
+def gallery(gallery_location):
+    with open_gallery(gallery_location) as g:
         yield g
 
 
@@ -137,7 +137,7 @@ def at(*values: float) -> np.ndarray:
 def test_matcher_names_within_the_persons_threshold_and_clear_margin():
     gallery = encodings({"A": [[0, 0], [0.4, 0]], "B": [[2, 0], [2.4, 0]], "C": [[0, 5]]})
     matcher = Matcher(gallery, tolerance=0.6, margin=0.9, spread_factor=1.4)
-    assert matcher.thresholds.tolist() == pytest.approx([0.56, 0.56, 0.6])  # 1.4 x spread 0.4; C: one photo
+    assert [matcher.threshold(n) for n in "ABC"] == pytest.approx([0.56, 0.56, 0.6])  # 1.4 x spread 0.4; C: one photo
     assert matcher.match(at(0.2, 0.1)) == recognition.Match("A", pytest.approx(np.hypot(0.2, 0.1)))
     assert matcher.match(at(0, 0.58)).name is None  # within the tolerance, beyond A's own threshold
     assert matcher.match(at(1.2, 0)).name is None  # far from everybody
@@ -165,10 +165,10 @@ def frame_with(track_ids) -> FrameResult:
 
 
 @pytest.fixture
-def live_setup(tmp_path, monkeypatch):
-    path = tmp_path / "gallery.sqlite3"
-    with Gallery(path) as g:
-        from core.store.sqlite import NewPhoto
+def live_setup(gallery_location, monkeypatch):
+    path = gallery_location
+    with open_gallery(path) as g:
+        from core.store.gallery import NewPhoto
 
         encoder = recognition.active_encoder()
         g.add_photos("Ann", [NewPhoto("a.jpg", Box(0, 1, 1, 0), b"j", at(0, 0), encoder)])
@@ -209,7 +209,7 @@ def test_live_processor_follows_gallery_changes_without_re_encoding(live_setup):
     processor, encoder, clock, path = live_setup
     for _ in range(3):
         processor.process(None, frame_with([101, 102]))
-    with Gallery(path) as g:
+    with open_gallery(path) as g:
         g.rename("Ann", "Anna")
         g.forget("Ben")
     result = frame_with([101, 102])
@@ -251,8 +251,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, list[dict], str]:
     return code, [json.loads(line) for line in out.splitlines()], err
 
 
-def test_cli_enroll_people_recognize_forget(tmp_path, people, capsys):
-    db = str(tmp_path / "g.sqlite3")
+def test_cli_enroll_people_recognize_forget(tmp_path, gallery_location, people, capsys):
+    db = gallery_location
     names = NAMES
     folder = tmp_path / "photos"
     for name in names[:2]:

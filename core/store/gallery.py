@@ -1,0 +1,291 @@
+"""The gallery interface, its records and the rules both stores share (names, encodings).
+
+Two stores implement :class:`Gallery`: :class:`core.store.sqlite.SqliteGallery`, a file, the
+embedded default; and :class:`core.store.postgres.PostgresGallery`, a PostgreSQL database with
+pgvector, that several servers share. :func:`open_gallery` picks one from a location: a
+``postgresql://`` URL, else a file path.
+
+Invariants (both stores; the tests run against both):
+- Every write is one transaction: a person and the photos enrolled with them appear together or
+  not at all. Two writers enrolling the same new name at once give one person.
+- :meth:`Gallery.version` grows with every committed change, from any connection or server, so
+  readers can cache what they derived from it (the live processor's matcher).
+- Names are validated by :func:`validate_name` before anything is written and compared by
+  :func:`name_key` (NFC, then casefold).
+- Encodings of different encoders are never compared: each is stored with its encoder's name.
+- Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from core.faces import Box
+
+GALLERY_ENV = "VISION_LAB_GALLERY"
+URL_SCHEMES = ("postgresql", "postgres")
+MAX_NAME_LENGTH = 100
+ENCODING_SIZE = 128
+# Characters that could make a name a path, markup or markdown when shown somewhere.
+FORBIDDEN_NAME_CHARACTERS = set('/\\<>`*_[]{}()#|~!$^&=:;"')
+ENCODER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class GalleryError(ValueError):
+    """A request the gallery refuses (bad name, unknown person...); nothing was written."""
+
+
+class GalleryUnavailable(GalleryError):
+    """The gallery's database cannot be reached now; the store reconnects by itself later."""
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    name: str
+    photos: int
+
+
+@dataclass(frozen=True)
+class Photo:
+    id: int
+    person: str
+    source: str
+    box: Box
+    thumbnail_jpeg: bytes
+    encoder: str
+
+
+@dataclass(frozen=True)
+class NewPhoto:
+    """A photo ready to be stored: where it came from, the chosen face, its encoding and the
+    encoder that made it."""
+
+    source: str
+    box: Box
+    thumbnail_jpeg: bytes
+    encoding: np.ndarray
+    encoder: str
+
+
+@dataclass(frozen=True)
+class Encodings:
+    """Every stored encoding: row ``i`` of ``matrix`` belongs to ``names[i]``."""
+
+    names: tuple[str, ...]
+    matrix: np.ndarray  # (n, 128) float64
+    version: int
+
+
+class NeighbourIndex(Protocol):
+    """Nearest *people* (not photos) to an encoding, for one encoder, at one gallery version."""
+
+    version: int
+
+    def nearest_people(self, encoding: np.ndarray, count: int = 2) -> list[tuple[str, float]]:
+        """Up to ``count`` distinct people, nearest first, each with the Euclidean distance of
+        their nearest encoding."""
+
+    def encodings_of(self, name: str) -> np.ndarray:
+        """The (n, 128) encodings of ``name`` (per-person thresholds)."""
+
+
+class ScanIndex:
+    """Exact nearest people by scanning encodings held in memory (the SQLite store's index, and
+    benchmarks' in-memory galleries)."""
+
+    def __init__(self, encodings: Encodings) -> None:
+        self.version = encodings.version
+        self.people = sorted(set(encodings.names))
+        index = {name: i for i, name in enumerate(self.people)}
+        self._owner = np.array([index[name] for name in encodings.names], dtype=int)
+        self._matrix = encodings.matrix
+
+    def nearest_people(self, encoding: np.ndarray, count: int = 2) -> list[tuple[str, float]]:
+        if not self.people:
+            return []
+        distances = np.linalg.norm(self._matrix - encoding, axis=1)
+        per_person = np.full(len(self.people), np.inf)
+        np.minimum.at(per_person, self._owner, distances)
+        order = np.argsort(per_person)[:count]
+        return [(self.people[i], float(per_person[i])) for i in order]
+
+    def encodings_of(self, name: str) -> np.ndarray:
+        keys = [name_key(person) for person in self.people]
+        return self._matrix[self._owner == keys.index(name_key(name))] if name_key(name) in keys else self._matrix[:0]
+
+
+class Gallery(ABC):
+    """People, their photos' face crops and encodings; share an instance between threads."""
+
+    readonly: bool
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the gallery lives, fit to show (a path, or a URL without its password)."""
+
+    # --- reading -------------------------------------------------------------------------
+    @abstractmethod
+    def version(self) -> int:
+        """A number that grows with every committed change (cheap); 0 before anything was written."""
+
+    @abstractmethod
+    def people(self) -> list[Person]:
+        """Everyone, sorted by name, with their number of photos."""
+
+    @abstractmethod
+    def person(self, name: str) -> Person | None:
+        """The person whose name has ``name``'s :func:`name_key`, or None."""
+
+    @abstractmethod
+    def photos(self, name: str) -> list[Photo]:
+        """The photos of ``name`` in the order they were added; raises if there is no such person."""
+
+    @abstractmethod
+    def encodings(self, encoder: str | None = None) -> Encodings:
+        """The encodings made by ``encoder`` (every one when None) with their person's name, and
+        the version they were read at."""
+
+    def index(self, encoder: str) -> NeighbourIndex:
+        """Nearest-people search over ``encoder``'s encodings at the current version."""
+        return ScanIndex(self.encodings(encoder))
+
+    @abstractmethod
+    def encoder_counts(self) -> dict[str, int]:
+        """How many photos each encoder's encodings cover."""
+
+    @abstractmethod
+    def setting(self, key: str) -> str | None: ...
+
+    # --- writing (each method is one transaction) -----------------------------------------
+    @abstractmethod
+    def add_person(self, name: str) -> Person:
+        """Create ``name`` with no photos; raises if the name is invalid or taken."""
+
+    @abstractmethod
+    def add_photos(self, name: str, photos: Sequence[NewPhoto], create: bool = True) -> list[int]:
+        """Store ``photos`` for ``name`` (created if absent and ``create``) atomically; their ids."""
+
+    @abstractmethod
+    def rename(self, old: str, new: str) -> Person:
+        """Give ``old`` the name ``new`` (a change of case or accents only is fine)."""
+
+    @abstractmethod
+    def forget(self, name: str) -> int:
+        """Delete ``name`` with every photo and encoding; the number of photos deleted."""
+
+    @abstractmethod
+    def delete_photo(self, photo_id: int) -> None: ...
+
+    @abstractmethod
+    def replace_encodings(self, encodings: dict[int, np.ndarray], encoder: str) -> None:
+        """Give the photos ``encodings`` (photo id -> new encoding) made by ``encoder``, in one
+        transaction."""
+
+    @abstractmethod
+    def set_setting(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def require(self, name: str) -> Person:
+        person = self.person(name)
+        if person is None:
+            raise GalleryError(f"nobody called {name.strip()!r} in the gallery")
+        return person
+
+
+def is_url(location: str | Path) -> bool:
+    return isinstance(location, str) and urlsplit(location.strip()).scheme.lower() in URL_SCHEMES
+
+
+def default_gallery_location() -> str:
+    """``$VISION_LAB_GALLERY`` (a file or a ``postgresql://`` URL), else
+    ``$XDG_DATA_HOME/vision-lab/gallery.sqlite3`` (``~/.local/share`` when XDG_DATA_HOME is unset)."""
+    if os.environ.get(GALLERY_ENV, "").strip():
+        chosen = os.environ[GALLERY_ENV].strip()
+        return chosen if is_url(chosen) else str(Path(chosen).expanduser())
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
+    return str(Path(data_home) / "vision-lab" / "gallery.sqlite3")
+
+
+def open_gallery(location: str | Path | None = None, readonly: bool = False) -> Gallery:
+    """The gallery at ``location`` (default: :func:`default_gallery_location`): PostgreSQL for a
+    ``postgresql://`` URL, else a SQLite file. Opening creates nothing: the first write does."""
+    location = default_gallery_location() if location is None else location
+    if is_url(location):
+        from core.store.postgres import PostgresGallery
+
+        return PostgresGallery(str(location).strip(), readonly=readonly)
+    from core.store.sqlite import SqliteGallery
+
+    return SqliteGallery(location, readonly=readonly)
+
+
+def shown(location: str | Path) -> str:
+    """``location`` fit for a page or a log: a URL loses its password (and any ``password=`` option)."""
+    if not is_url(location):
+        return str(location)
+    parts = urlsplit(str(location).strip())
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}@{host}" if user else f"@{host}"
+    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def name_key(name: str) -> str:
+    """What two names must share to be one person: NFC, stripped, casefolded (any script's case,
+    not only ASCII's), NFC again (casefolding can decompose)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).strip().casefold())
+
+
+def validate_name(name: object) -> str:
+    """The name, stripped; raises :class:`GalleryError` saying why it cannot name a person."""
+    if not isinstance(name, str):
+        raise GalleryError("a name must be text")
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise GalleryError("the name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise GalleryError(f"the name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise GalleryError("the name contains control or invisible characters")
+    bad = sorted(set(name) & FORBIDDEN_NAME_CHARACTERS)
+    if bad:
+        raise GalleryError(f"the name may not contain {' '.join(bad)} (letters, digits, spaces, - ' . , are fine)")
+    if ".." in name:
+        raise GalleryError("the name may not contain '..'")
+    return name
+
+
+def check_encodings(encodings: Sequence[np.ndarray], sources: Sequence[str]) -> None:
+    """Raises unless every encoding is 128 finite numbers."""
+    for encoding, source in zip(encodings, sources):
+        if np.shape(encoding) != (ENCODING_SIZE,) or not np.all(np.isfinite(encoding)):
+            raise GalleryError(f"{source}: not a {ENCODING_SIZE}-value face encoding")
+
+
+def check_encoder(encoder: str) -> str:
+    """An encoder's name is a short identifier (the PostgreSQL store puts it in an index's name)."""
+    if not ENCODER_NAME.fullmatch(encoder):
+        raise GalleryError(f"{encoder!r} is not an encoder's name")
+    return encoder
