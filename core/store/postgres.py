@@ -287,6 +287,8 @@ class PostgresGallery(Gallery):
                         yield None
                     else:
                         yield cursor
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+                raise GalleryError("another server changed the gallery at the same moment; nothing was saved, try again") from error
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 self._unavailable(error)
 
@@ -345,6 +347,13 @@ class PostgresGallery(Gallery):
 
     def _index_encoders(self, cursor, encoders: set[str]) -> None:
         for encoder in sorted(encoders - self._indexed):
+            # Looked up first: CREATE INDEX IF NOT EXISTS locks the table even when the index exists,
+            # which deadlocks against another server's enrollment.
+            if cursor.execute(
+                "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s", (SCHEMA_NAME, f"photos_hnsw_{encoder}")
+            ).fetchone():
+                self._indexed.add(encoder)
+                continue
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS photos_hnsw_{encoder} ON {SCHEMA_NAME}.photos "
                 f"USING hnsw (encoding vector_l2_ops) WHERE encoder = '{encoder}'"
@@ -369,6 +378,18 @@ class PostgresGallery(Gallery):
         return None if row is None else row[0]
 
 
+def nearest_photos_sql(encoder: str, rows: int) -> str:
+    """The ``rows`` photos of ``encoder`` nearest to ``%(q)s``, with their person's name, nearest
+    first. The encoder is a literal (checked by :func:`check_encoder`), not a parameter, so the
+    planner always picks that encoder's partial HNSW index."""
+    return (
+        f"SELECT p.name, n.distance FROM (SELECT person_id, encoding <-> %(q)s::vector AS distance "
+        f"FROM {SCHEMA_NAME}.photos WHERE encoder = '{check_encoder(encoder)}' "
+        f"ORDER BY encoding <-> %(q)s::vector LIMIT {int(rows)}) n "
+        f"JOIN {SCHEMA_NAME}.people p ON p.id = n.person_id ORDER BY n.distance"
+    )
+
+
 class PostgresIndex:
     """Nearest people by the HNSW index of one encoder, queried in the database: nothing of
     the gallery is held in memory."""
@@ -386,14 +407,7 @@ class PostgresIndex:
                     return []
                 if rows_wanted > EF_SEARCH:
                     cursor.execute(f"SET LOCAL hnsw.ef_search = {rows_wanted}")
-                # The encoder is a literal (checked by check_encoder) so the planner picks its partial index.
-                rows = cursor.execute(
-                    f"SELECT p.name, n.distance FROM (SELECT person_id, encoding <-> %(q)s::vector AS distance "
-                    f"FROM {SCHEMA_NAME}.photos WHERE encoder = '{self.encoder}' "
-                    f"ORDER BY encoding <-> %(q)s::vector LIMIT {rows_wanted}) n "
-                    f"JOIN {SCHEMA_NAME}.people p ON p.id = n.person_id ORDER BY n.distance",
-                    {"q": query},
-                ).fetchall()
+                rows = cursor.execute(nearest_photos_sql(self.encoder, rows_wanted), {"q": query}).fetchall()
             nearest: dict[str, float] = {}
             for name, distance in rows:
                 nearest.setdefault(name, float(distance))
