@@ -3,7 +3,7 @@
 PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install
+.PHONY: run test bench install postgres postgres-stop
 
 install:
 	scripts/install.sh
@@ -17,3 +17,12 @@ test:
 
 bench: install
 	.venv/bin/python bench/pipeline.py
+
+# A private PostgreSQL + pgvector (pgserver) for the shared gallery; prints the URL to give every app server:
+#   VISION_LAB_GALLERY=$$(make -s postgres) make run
+postgres:
+	scripts/install.sh --postgres
+	.venv/bin/python scripts/postgres.py start
+
+postgres-stop:
+	.venv/bin/python scripts/postgres.py stop

@@ -14,7 +14,7 @@ For each size:
   PostgreSQL ``COPY``) and the HNSW index built after the load (its build time is reported);
 - match latency p50/p95 of the app's call (``Matcher.match``: nearest two people, threshold,
   margin), measured in a separate process that plays the app: it opens the gallery as the live
-  processor does and reports its peak RSS;
+  processor does and reports its peak resident memory (VmHWM);
 - recall@1 of the HNSW search: the share of returning faces whose nearest person is the exact
   search's (``recall_at_1``); the same for strangers apart (``recall_at_1_strangers``: their
   nearest person is some random one, ~1.4 away, and never named).
@@ -141,7 +141,7 @@ def bulk_postgres(url: str, owner: np.ndarray, encodings: np.ndarray, first_pers
 
 
 APP = r"""
-import json, resource, sys, time
+import json, re, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from core.analysis.recognition import ENCODERS, Matcher
@@ -158,7 +158,8 @@ for q in queries:
     latencies.append((time.perf_counter() - t) * 1000)
 nearest = [matcher.index.nearest_people(q.astype(np.float64), 1)[0][0] for q in queries]
 print(json.dumps({"ready_s": ready, "latencies_ms": latencies, "named": named, "nearest": nearest,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+                  "rss_mb": int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1)) / 1024}))
 """
 
 

@@ -1,6 +1,6 @@
 """Recognition benchmark on ../shared/data/faces_identities (40 LFW people x 10 photos); prints one JSON object.
 
-    .venv/bin/python bench/recognition.py [--encoder sface|dlib]
+    .venv/bin/python bench/recognition.py [--encoder sface|dlib] [--store sqlite|postgresql [--gallery URL]]
 
 Protocol: photos 1-3 of the first 30 people (sorted by name) are enrolled with :func:`core.analysis.recognition.enroll`
 (the People page's path); the other 7 photos of those 30 must be named correctly (top-1 at the default
@@ -27,6 +27,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -96,10 +98,31 @@ def pick(rows: list[dict]) -> dict:
     return max(rows, key=lambda r: (min(r["top1"] - TARGETS["top1_enrolled"], r["unknown"] - TARGETS["unknown_rejected"]), r["top1"] + r["unknown"]))
 
 
+@contextmanager
+def store_location(store: str, url: str | None, folder: Path) -> Iterator[str]:
+    """Where to enroll: a SQLite file in ``folder``, ``url``, or a private pgserver's database."""
+    if store == "sqlite":
+        yield str(folder / "gallery.sqlite3")
+    elif url:
+        yield url
+    else:
+        import pgserver
+
+        server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder", choices=sorted(recognition.ENCODERS), default=None,
                         help="face encoder (default: the app's, SFace when installed)")  # fmt: skip
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="where the enrolled people live: a SQLite file (default) or PostgreSQL + pgvector "
+                        "(a private pgserver, or --gallery); the store's own matcher is scored too")  # fmt: skip
+    parser.add_argument("--gallery", metavar="URL", help="an empty postgresql:// database for --store postgresql")
     args = parser.parse_args()
     if args.encoder:
         os.environ[recognition.ENCODER_ENV] = args.encoder  # enroll() uses the app's encoder choice
@@ -108,8 +131,8 @@ def main() -> int:
         return 0
     people = sorted(p.name for p in FACES.iterdir() if p.is_dir())
     enrolled_people, other_people = people[:N_ENROLLED], people[N_ENROLLED:]
-    with tempfile.TemporaryDirectory() as folder:
-        gallery = open_gallery(Path(folder) / "gallery.sqlite3")
+    with tempfile.TemporaryDirectory() as folder, store_location(args.store, args.gallery, Path(folder)) as location:
+        gallery = open_gallery(location)
         start = time.perf_counter()
         rejected = []
         for name in enrolled_people:
@@ -118,15 +141,21 @@ def main() -> int:
             rejected += [p.to_json() for p in outcome.photos if not p.accepted]
         enroll_s = time.perf_counter() - start
         stored = gallery.encodings()
-        gallery.close()
-    enrolled = list(zip(stored.names, stored.matrix))
-    sources = [FACES / name / f"{n}.jpg" for name in enrolled_people for n in ENROLL_PHOTOS if not any(r["image"] == f"{name}/{n}.jpg" for r in rejected)]
-    plain = {i: query_encoding(path, encoder) for i, path in enumerate(sources)}
+        enrolled = list(zip(stored.names, stored.matrix))
+        sources = [FACES / name / f"{n}.jpg" for name in enrolled_people for n in ENROLL_PHOTOS if not any(r["image"] == f"{name}/{n}.jpg" for r in rejected)]
+        plain = {i: query_encoding(path, encoder) for i, path in enumerate(sources)}
 
-    start = time.perf_counter()
-    known = [(name.replace("_", " "), query_encoding(FACES / name / f"{n}.jpg", encoder)) for name in enrolled_people for n in range(4, 11)]
-    unknown = [(None, query_encoding(FACES / name / f"{n}.jpg", encoder)) for name in other_people for n in range(1, 11)]
-    query_s = time.perf_counter() - start
+        start = time.perf_counter()
+        known = [(name.replace("_", " "), query_encoding(FACES / name / f"{n}.jpg", encoder)) for name in enrolled_people for n in range(4, 11)]
+        unknown = [(None, query_encoding(FACES / name / f"{n}.jpg", encoder)) for name in other_people for n in range(1, 11)]
+        query_s = time.perf_counter() - start
+        store_matcher = recognition.gallery_matcher(gallery, encoder)  # the store's own search (SQL for PostgreSQL)
+        in_the_store = {
+            "store": args.store,
+            "top1_enrolled": round(float(np.mean([e is not None and store_matcher.match(e).name == x for x, e in known])), 4),
+            "unknown_rejected": round(float(np.mean([e is not None and store_matcher.match(e).name is None for _, e in unknown])), 4),
+        }
+        gallery.close()
 
     defaults = {"tolerance": recognition.default_tolerance(encoder), "margin": recognition.MARGIN, "spread_factor": recognition.SPREAD_FACTOR}
     grid = {"tolerance": TOLERANCES[encoder], "margin": MARGINS, "spread_factor": SPREAD_FACTORS}
@@ -153,6 +182,7 @@ def main() -> int:
         "defaults": defaults,
         "loo_midpoint": loo_midpoint(enrolled, plain),
         "results_at_defaults": {k: round(v, 4) for k, v in results.items()},
+        "results_at_defaults_by_the_stores_matcher": in_the_store,
         "loo_grid_on_enrollment_photos": {"selected": chosen, "defaults_match_selection": all(chosen[k] == v for k, v in defaults.items())},
         "plain_nearest_neighbour_at_default_tolerance": {
             "top1": round(score({**plain_nn, "tolerance": defaults["tolerance"]}, enrolled, known), 4),

@@ -2,6 +2,7 @@
 # Create .venv (if missing) and install Vision Lab's dependencies, never compiling dlib.
 #   scripts/install.sh          runtime dependencies
 #   scripts/install.sh --test   also the test dependencies and Debian's chromium
+#   scripts/install.sh --postgres  also a private PostgreSQL with pgvector (pgserver), for make postgres
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,12 @@ if [ ! -f "$STAMP" ] || [ requirements.txt -nt "$STAMP" ] || [ scripts/install.s
   touch "$STAMP"
 fi
 
+if [ "${1:-}" = "--postgres" ]; then
+  "${PIP[@]}" install -r requirements-postgres.txt >&2
+fi
+
 if [ "${1:-}" = "--test" ]; then
-  if [ ! -f "$VENV/.installed-test" ] || [ requirements-test.txt -nt "$VENV/.installed-test" ]; then
+  if [ ! -f "$VENV/.installed-test" ] || [ requirements-test.txt -nt "$VENV/.installed-test" ] || [ requirements-postgres.txt -nt "$VENV/.installed-test" ]; then
     "${PIP[@]}" install -r requirements-test.txt >&2
     touch "$VENV/.installed-test"
   fi

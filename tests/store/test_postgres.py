@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -174,3 +175,27 @@ def test_credentials_in_a_url_are_never_shown(postgres_server):
         gallery.people()
     assert "hunter2" not in str(raised.value) and "mallory@" in str(raised.value)
     assert "hunter2" not in gallery.location
+
+
+def people_page(monkeypatch, location: str):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("VISION_LAB_GALLERY", location)
+    page = AppTest.from_file(str(REPO / "pages" / "people.py"), default_timeout=120)
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    return page
+
+
+def test_the_people_page_lists_a_shared_gallery_and_says_when_it_is_unavailable(postgres_server, monkeypatch, tmp_path):
+    url = fresh_database(postgres_server)
+    with open_gallery(url) as gallery:
+        jpeg = cv2.imencode(".jpg", np.full((32, 32, 3), 128, np.uint8))[1].tobytes()
+        gallery.add_photos("Ada Lovelace", [NewPhoto("a.jpg", Box(0, 9, 9, 0), jpeg, np.zeros(128), recognition.active_encoder())])
+    page = people_page(monkeypatch, url)
+    assert any("Ada Lovelace" in expander.label for expander in page.expander)
+    assert any("postgresql://postgres@" in caption.value for caption in page.caption)
+    gone = f"postgresql://mallory:hunter2@/vision_lab?host={tmp_path / 'no-server-here'}"
+    page = people_page(monkeypatch, gone)
+    assert [e.value for e in page.error] and "Gallery unavailable" in page.error[0].value
+    assert "hunter2" not in page.error[0].value
