@@ -12,7 +12,7 @@ from core.analysis import recognition
 from core.analysis.recognition import Matcher, RecognitionProcessor, enroll, recognize
 from core.cli import main
 from core.faces import Box, Face, FrameResult
-from core.store.gallery import Encodings, GalleryError, open_gallery
+from core.store.gallery import Encodings, GalleryError, NewPhoto, open_gallery
 from tests.conftest import paste, shared_data
 
 
@@ -134,9 +134,22 @@ def at(*values: float) -> np.ndarray:
     return np.pad(np.array(values, float), (0, 128 - len(values)))
 
 
+THRESHOLD_ROWS = {"A": [[0, 0], [0.4, 0]], "B": [[2, 0], [2.4, 0]], "C": [[0, 5]]}
+
+
 def test_matcher_names_within_the_persons_threshold_and_clear_margin():
-    gallery = encodings({"A": [[0, 0], [0.4, 0]], "B": [[2, 0], [2.4, 0]], "C": [[0, 5]]})
-    matcher = Matcher(gallery, tolerance=0.6, margin=0.9, spread_factor=1.4)
+    check_thresholds_and_margin(encodings(THRESHOLD_ROWS))
+
+
+def test_the_stores_own_search_gives_the_same_thresholds_and_margins(gallery):
+    """The same, through the store's index: a scan for SQLite, SQL and HNSW for PostgreSQL."""
+    for name, vectors in THRESHOLD_ROWS.items():
+        gallery.add_photos(name, [NewPhoto(f"{name}.jpg", Box(0, 1, 1, 0), b"j", at(*v), "sface") for v in vectors])
+    check_thresholds_and_margin(gallery.index("sface"))
+
+
+def check_thresholds_and_margin(index) -> None:
+    matcher = Matcher(index, tolerance=0.6, margin=0.9, spread_factor=1.4)
     assert [matcher.threshold(n) for n in "ABC"] == pytest.approx([0.56, 0.56, 0.6])  # 1.4 x spread 0.4; C: one photo
     assert matcher.match(at(0.2, 0.1)) == recognition.Match("A", pytest.approx(np.hypot(0.2, 0.1)))
     assert matcher.match(at(0, 0.58)).name is None  # within the tolerance, beyond A's own threshold
@@ -168,8 +181,6 @@ def frame_with(track_ids) -> FrameResult:
 def live_setup(gallery_location, monkeypatch):
     path = gallery_location
     with open_gallery(path) as g:
-        from core.store.gallery import NewPhoto
-
         encoder = recognition.active_encoder()
         g.add_photos("Ann", [NewPhoto("a.jpg", Box(0, 1, 1, 0), b"j", at(0, 0), encoder)])
         g.add_photos("Ben", [NewPhoto("b.jpg", Box(0, 1, 1, 0), b"j", at(3, 0), encoder)])
