@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -49,11 +50,20 @@ class GalleryUnavailable(GalleryError):
     """The gallery's database cannot be reached now; the store reconnects by itself later."""
 
 
+PERSON, VISITOR = "person", "visitor"  # the kinds of people: enrolled by hand, or grouped from unknown faces
+VISITOR_LABEL = "Visitor"  # a visitor is called "Visitor N" until somebody names them
+MAX_VISITOR_PHOTOS = 5  # a visitor keeps their best views (by quality)
+
+
 @dataclass(frozen=True)
 class Person:
     id: int
     name: str
     photos: int
+    kind: str = PERSON
+    first_seen: float | None = None  # visitors: when first and last seen (epoch seconds), and visits
+    last_seen: float | None = None
+    visits: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class NewPhoto:
     thumbnail_jpeg: bytes
     encoding: np.ndarray
     encoder: str
+    quality: float = 0.0  # how good a view it is (visitors keep their best); 0 for enrolled photos
 
 
 @dataclass(frozen=True)
@@ -140,13 +151,17 @@ class Gallery(ABC):
     def version(self) -> int:
         """A number that grows with every committed change (cheap); 0 before anything was written."""
 
-    @abstractmethod
-    def people(self) -> list[Person]:
-        """Everyone, sorted by name, with their number of photos."""
+    def people(self, kind: str = PERSON) -> list[Person]:
+        """Everyone of ``kind`` (enrolled people, or visitors), sorted by name, with their number of photos."""
+        return self._people("WHERE p.kind = ?", (kind,))
 
-    @abstractmethod
+    def visitors(self) -> list[Person]:
+        return self.people(VISITOR)
+
     def person(self, name: str) -> Person | None:
-        """The person whose name has ``name``'s :func:`name_key`, or None."""
+        """The person or visitor whose name has ``name``'s :func:`name_key`, or None."""
+        found = self._people("WHERE p.key = ?", (name_key(name),))
+        return found[0] if found else None
 
     @abstractmethod
     def photos(self, name: str) -> list[Photo]:
@@ -198,6 +213,119 @@ class Gallery(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # --- visitors: faces nobody named, grouped as they are seen (one SQL for both stores) ------
+    def add_visitor(self, photos: Sequence[NewPhoto], seen_at: float) -> Person:
+        """A new visitor, "Visitor N" (N never reused), with their best views; one transaction."""
+        check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
+        with self._writing() as db:
+            row = db.execute(self._q("SELECT value FROM {t}settings WHERE key = 'visitor.next'")).fetchone()
+            number = int(row[0]) if row else 1
+            db.execute(self._q("DELETE FROM {t}settings WHERE key = 'visitor.next'"))
+            db.execute(self._q("INSERT INTO {t}settings(key, value) VALUES ('visitor.next', ?)"), (str(number + 1),))
+            label = f"{VISITOR_LABEL} {number}"
+            person_id = db.execute(
+                self._q("INSERT INTO {t}people(name, key, created, kind, first_seen, last_seen, visits) VALUES (?, ?, ?, ?, ?, ?, 1) RETURNING id"),
+                (label, name_key(label), seen_at, VISITOR, seen_at, seen_at),
+            ).fetchone()[0]
+            self._insert_photos(db, person_id, photos)
+        return self.require(label)
+
+    def record_visit(self, label: str, seen_at: float, new_visit: bool, photos: Sequence[NewPhoto] = ()) -> None:
+        """``label`` seen again at ``seen_at`` (a new visit, or the same one going on), with
+        views that replace their worst ones when better (at most MAX_VISITOR_PHOTOS are kept)."""
+        check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
+        with self._writing(erases=True) as db:
+            person_id = self._visitor_id(db, label)
+            db.execute(self._q("UPDATE {t}people SET last_seen = ?, visits = visits + ? WHERE id = ?"), (seen_at, int(new_visit), person_id))
+            self._insert_photos(db, person_id, photos)
+            kept = db.execute(self._q("SELECT id FROM {t}photos WHERE person_id = ? ORDER BY quality DESC, id"), (person_id,)).fetchall()
+            for (photo_id,) in kept[MAX_VISITOR_PHOTOS:]:
+                db.execute(self._q("DELETE FROM {t}photos WHERE id = ?"), (photo_id,))
+
+    def name_visitor(self, label: str, name: str) -> Person:
+        """The visitor becomes the person ``name`` with their photos: a new person, or more photos
+        of an enrolled one of that name."""
+        name = validate_name(name)
+        with self._writing(erases=True) as db:
+            visitor_id = self._visitor_id(db, label)
+            row = db.execute(self._q("SELECT id, kind FROM {t}people WHERE key = ?"), (name_key(name),)).fetchone()
+            if row is None or row[0] == visitor_id:
+                db.execute(self._q("UPDATE {t}people SET name = ?, key = ?, kind = ? WHERE id = ?"), (name, name_key(name), PERSON, visitor_id))
+            elif row[1] == VISITOR:
+                raise GalleryError(f"{name!r} is another visitor: merge the two instead")
+            else:
+                db.execute(self._q("UPDATE {t}photos SET person_id = ? WHERE person_id = ?"), (row[0], visitor_id))
+                db.execute(self._q("DELETE FROM {t}people WHERE id = ?"), (visitor_id,))
+        return self.require(name)
+
+    def merge_visitors(self, keep: str, other: str) -> Person:
+        """``other``'s photos and visits go to ``keep``; ``other`` is deleted."""
+        with self._writing(erases=True) as db:
+            keep_id, other_id = self._visitor_id(db, keep), self._visitor_id(db, other)
+            if keep_id == other_id:
+                raise GalleryError("a visitor cannot be merged with itself")
+            first, last, visits = db.execute(self._q("SELECT first_seen, last_seen, visits FROM {t}people WHERE id = ?"), (other_id,)).fetchone()
+            db.execute(
+                self._q("UPDATE {t}people SET first_seen = MIN(first_seen, ?), last_seen = MAX(last_seen, ?), visits = visits + ? WHERE id = ?")
+                if self._scalar_min else
+                self._q("UPDATE {t}people SET first_seen = LEAST(first_seen, ?), last_seen = GREATEST(last_seen, ?), visits = visits + ? WHERE id = ?"),
+                (first, last, visits, keep_id),
+            )  # fmt: skip
+            db.execute(self._q("UPDATE {t}photos SET person_id = ? WHERE person_id = ?"), (keep_id, other_id))
+            db.execute(self._q("DELETE FROM {t}people WHERE id = ?"), (other_id,))
+            kept = db.execute(self._q("SELECT id FROM {t}photos WHERE person_id = ? ORDER BY quality DESC, id"), (keep_id,)).fetchall()
+            for (photo_id,) in kept[MAX_VISITOR_PHOTOS:]:
+                db.execute(self._q("DELETE FROM {t}photos WHERE id = ?"), (photo_id,))
+        return self.require(keep)
+
+    def forget_visitors(self, older_than_days: float, now: float | None = None) -> int:
+        """Forget every visitor last seen more than ``older_than_days`` ago (0: every visitor),
+        as completely as :meth:`forget`; how many."""
+        cutoff = (time.time() if now is None else now) - older_than_days * 86400
+        stale = [v.name for v in self.visitors() if older_than_days <= 0 or (v.last_seen or 0) < cutoff]
+        for label in stale:
+            self.forget(label)
+        return len(stale)
+
+    # --- what each store provides for the SQL above ----------------------------------------
+    _scalar_min = True  # SQLite's MIN(a, b); PostgreSQL says LEAST
+
+    @abstractmethod
+    def _q(self, sql: str) -> str:
+        """``sql`` written with ``{t}`` before table names and ``?`` placeholders, in this store's dialect."""
+
+    @abstractmethod
+    def _writing(self, erases: bool = False):
+        """A context: one write transaction (its connection or cursor), bumping the version;
+        ``erases``: it deletes data, so it never creates the gallery."""
+
+    @abstractmethod
+    def _people(self, where: str, parameters: tuple) -> list[Person]:
+        """People matching ``where`` (in :meth:`_q`'s notation, on ``people p``)."""
+
+    def _insert_photos(self, db, person_id: int, photos: Sequence[NewPhoto]) -> list[int]:
+        ids = []
+        for photo in photos:
+            ids.append(db.execute(
+                self._q("INSERT INTO {t}photos(person_id, source, box, thumbnail, encoding, encoder, created, quality) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                (person_id, photo.source[:255], self._box_value(photo.box), photo.thumbnail_jpeg,
+                 self._encoding_value(photo.encoding), check_encoder(photo.encoder), time.time(), float(photo.quality)),
+            ).fetchone()[0])  # fmt: skip
+        return ids
+
+    @abstractmethod
+    def _box_value(self, box: Box) -> object: ...
+
+    @abstractmethod
+    def _encoding_value(self, encoding: np.ndarray) -> object: ...
+
+    def _visitor_id(self, db, label: str) -> int:
+        row = db.execute(self._q("SELECT id FROM {t}people WHERE key = ? AND kind = ?"), (name_key(label), VISITOR)).fetchone()
+        if row is None:
+            raise GalleryError(f"no visitor called {label.strip()!r} in the gallery")
+        return row[0]
 
     def __enter__(self) -> Self:
         return self

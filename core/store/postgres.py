@@ -59,7 +59,11 @@ SCHEMA = (
         id BIGSERIAL PRIMARY KEY,
         name TEXT NOT NULL,
         key TEXT NOT NULL UNIQUE,
-        created DOUBLE PRECISION NOT NULL
+        created DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'person',
+        first_seen DOUBLE PRECISION,
+        last_seen DOUBLE PRECISION,
+        visits INTEGER NOT NULL DEFAULT 0
     )""",
     f"""CREATE TABLE {SCHEMA_NAME}.photos (
         id BIGSERIAL PRIMARY KEY,
@@ -69,7 +73,8 @@ SCHEMA = (
         thumbnail BYTEA NOT NULL,
         encoding VECTOR({ENCODING_SIZE}) NOT NULL,
         encoder TEXT NOT NULL,
-        created DOUBLE PRECISION NOT NULL
+        created DOUBLE PRECISION NOT NULL,
+        quality DOUBLE PRECISION NOT NULL DEFAULT 0
     )""",
     f"CREATE INDEX photos_by_person ON {SCHEMA_NAME}.photos(person_id)",
     f"CREATE TABLE {SCHEMA_NAME}.settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -122,13 +127,6 @@ class PostgresGallery(Gallery):
     def version(self) -> int:
         rows = self._read(f"SELECT value FROM {SCHEMA_NAME}.settings WHERE key='version'")
         return int(rows[0][0]) if rows else 0
-
-    def people(self) -> list[Person]:
-        return self._people("", ())
-
-    def person(self, name: str) -> Person | None:
-        found = self._people("WHERE p.key = %s", (name_key(name),))
-        return found[0] if found else None
 
     def photos(self, name: str) -> list[Photo]:
         person = self.require(name)
@@ -188,16 +186,7 @@ class PostgresGallery(Gallery):
                     "ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
                     (name, name_key(name), time.time()),
                 ).fetchone()[0]
-            ids = []
-            for photo in photos:
-                ids.append(
-                    cursor.execute(
-                        f"INSERT INTO {SCHEMA_NAME}.photos(person_id, source, box, thumbnail, encoding, encoder, created) "
-                        "VALUES (%s, %s, %s, %s, %s::vector, %s, %s) RETURNING id",
-                        (person_id, photo.source[:255], [int(v) for v in photo.box], photo.thumbnail_jpeg,
-                         vector_text(photo.encoding), photo.encoder, time.time()),  # fmt: skip
-                    ).fetchone()[0]
-                )
+            ids = self._insert_photos(cursor, person_id, photos)
         return ids
 
     def rename(self, old: str, new: str) -> Person:
@@ -366,11 +355,22 @@ class PostgresGallery(Gallery):
 
     def _people(self, where: str, parameters: tuple) -> list[Person]:
         rows = self._read(
-            f"SELECT p.id, p.name, COUNT(ph.id) FROM {SCHEMA_NAME}.people p LEFT JOIN {SCHEMA_NAME}.photos ph "
-            f"ON ph.person_id = p.id {where} GROUP BY p.id ORDER BY p.key, p.name",
+            self._q("SELECT p.id, p.name, COUNT(ph.id), p.kind, p.first_seen, p.last_seen, p.visits FROM {t}people p "
+                    f"LEFT JOIN {{t}}photos ph ON ph.person_id = p.id {where} GROUP BY p.id ORDER BY p.key, p.name"),
             parameters,
         )
         return [Person(*row) for row in rows]
+
+    _scalar_min = False  # LEAST and GREATEST
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("{t}", f"{SCHEMA_NAME}.").replace("?", "%s")
+
+    def _box_value(self, box: Box) -> list[int]:
+        return [int(v) for v in box]
+
+    def _encoding_value(self, encoding: np.ndarray) -> str:
+        return vector_text(encoding)
 
     @staticmethod
     def _find_id(cursor, name: str) -> int | None:

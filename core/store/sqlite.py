@@ -62,7 +62,11 @@ SCHEMA = (  # idempotent statements: several processes may initialise one file a
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
         key TEXT NOT NULL,
-        created REAL NOT NULL
+        created REAL NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'person',
+        first_seen REAL,
+        last_seen REAL,
+        visits INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS photos (
         id INTEGER PRIMARY KEY,
@@ -72,7 +76,8 @@ SCHEMA = (  # idempotent statements: several processes may initialise one file a
         thumbnail BLOB NOT NULL,
         encoding BLOB NOT NULL,
         encoder TEXT NOT NULL DEFAULT 'dlib',
-        created REAL NOT NULL
+        created REAL NOT NULL,
+        quality REAL NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS photos_by_person ON photos(person_id)",
     "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -85,7 +90,15 @@ REQUIRED_COLUMNS = {
     "photos": {"id", "person_id", "source", "box", "thumbnail", "encoding", "created"},
     "settings": {"key", "value"},
 }
-CURRENT_COLUMNS = {"people": {"key"}, "photos": {"encoder"}}
+CURRENT_COLUMNS = {"people": {"key", "kind", "first_seen", "last_seen", "visits"}, "photos": {"encoder", "quality"}}
+# Columns added after the first release that need no filling: (table, column, definition).
+ADDED_COLUMNS = (
+    ("people", "kind", "TEXT NOT NULL DEFAULT 'person'"),
+    ("people", "first_seen", "REAL"),
+    ("people", "last_seen", "REAL"),
+    ("people", "visits", "INTEGER NOT NULL DEFAULT 0"),
+    ("photos", "quality", "REAL NOT NULL DEFAULT 0"),
+)
 
 
 class SqliteGallery(Gallery):
@@ -120,13 +133,6 @@ class SqliteGallery(Gallery):
     def version(self) -> int:
         rows = self._read("SELECT value FROM settings WHERE key='version'")
         return int(rows[0][0]) if rows else 0
-
-    def people(self) -> list[Person]:
-        return self._people("", ())
-
-    def person(self, name: str) -> Person | None:
-        found = self._people("WHERE p.key = ?", (name_key(name),))
-        return found[0] if found else None
 
     def photos(self, name: str) -> list[Photo]:
         person = self.require(name)
@@ -179,21 +185,7 @@ class SqliteGallery(Gallery):
                 person_id = db.execute(
                     "INSERT INTO people(name, key, created) VALUES (?, ?, ?)", (name, name_key(name), time.time())
                 ).lastrowid
-            ids = []
-            for photo in photos:
-                cursor = db.execute(
-                    "INSERT INTO photos(person_id, source, box, thumbnail, encoding, encoder, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        person_id,
-                        photo.source[:255],
-                        json.dumps([int(v) for v in photo.box]),
-                        photo.thumbnail_jpeg,
-                        np.asarray(photo.encoding, dtype=ENCODING_DTYPE).tobytes(),
-                        photo.encoder,
-                        time.time(),
-                    ),
-                )
-                ids.append(cursor.lastrowid)
+            ids = self._insert_photos(db, person_id, photos)
         return ids
 
     def rename(self, old: str, new: str) -> Person:
@@ -302,11 +294,20 @@ class SqliteGallery(Gallery):
 
     def _people(self, where: str, parameters: tuple) -> list[Person]:
         rows = self._read(
-            "SELECT p.id, p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id "
-            f"{where} GROUP BY p.id ORDER BY p.key, p.name",
+            "SELECT p.id, p.name, COUNT(ph.id), p.kind, p.first_seen, p.last_seen, p.visits FROM people p "
+            f"LEFT JOIN photos ph ON ph.person_id = p.id {where} GROUP BY p.id ORDER BY p.key, p.name",
             parameters,
         )
         return [Person(*row) for row in rows]
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("{t}", "")
+
+    def _box_value(self, box: Box) -> str:
+        return json.dumps([int(v) for v in box])
+
+    def _encoding_value(self, encoding: np.ndarray) -> bytes:
+        return np.asarray(encoding, dtype=ENCODING_DTYPE).tobytes()
 
     @staticmethod
     def _find_id(db: sqlite3.Connection, name: str) -> int | None:
@@ -404,5 +405,8 @@ def _initialise(db: sqlite3.Connection) -> None:
             else:
                 first_of[key] = person_id
                 db.execute("UPDATE people SET key=? WHERE id=?", (key, person_id))
+    for table, column, definition in ADDED_COLUMNS:
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS people_by_key ON people(key)")
     db.execute(f"PRAGMA application_id={APPLICATION_ID}")

@@ -169,3 +169,45 @@ def test_the_index_finds_the_nearest_people_and_never_mixes_encoders(gallery):
         ("Bob", "Cy"), key=lambda n: np.linalg.norm(centres[n] - centres["Ada"]))]  # fmt: skip
     assert index.encodings_of("ada").shape == (3, 128) and index.encodings_of("Nobody").shape == (0, 128)
     assert gallery.index("dlib").nearest_people(centres["Ada"], 2) == [("Dlib Only", pytest.approx(0, abs=1e-5))]
+
+
+def view(seed: int, quality: float, encoder: str = "sface") -> NewPhoto:
+    rng = np.random.default_rng(seed)
+    return NewPhoto(f"view{seed}.jpg", Box(0, 9, 9, 0), b"jpeg%d" % seed, rng.normal(size=128), encoder, quality)
+
+
+def test_visitors_are_numbered_keep_their_best_views_and_count_visits(gallery):
+    gallery.add_photos("Ada", [photo()])
+    first = gallery.add_visitor([view(1, 0.5), view(2, 0.9)], seen_at=1000.0)
+    second = gallery.add_visitor([view(3, 0.7)], seen_at=1010.0)
+    assert (first.name, second.name) == ("Visitor 1", "Visitor 2") and first.kind == "visitor" and first.visits == 1
+    assert [p.name for p in gallery.people()] == ["Ada"]  # the enrolled people only
+    assert [v.name for v in gallery.visitors()] == ["Visitor 1", "Visitor 2"]
+    gallery.record_visit("visitor 1", 2000.0, new_visit=True, photos=[view(k, 0.1 * k) for k in range(4, 10)])
+    gallery.record_visit("Visitor 1", 2005.0, new_visit=False)
+    visitor = gallery.person("Visitor 1")
+    assert (visitor.first_seen, visitor.last_seen, visitor.visits, visitor.photos) == (1000.0, 2005.0, 2, 5)
+    kept = {p.source for p in gallery.photos("Visitor 1")}
+    assert kept == {"view2.jpg", "view9.jpg", "view8.jpg", "view7.jpg", "view6.jpg"}  # the five best
+    assert "Visitor 1" in gallery.encodings("sface").names  # a returning visitor is recognised
+    with pytest.raises(GalleryError, match="no visitor"):
+        gallery.record_visit("Ada", 2000.0, new_visit=True)  # an enrolled person is not a visitor
+    gallery.forget("Visitor 2")
+    assert gallery.add_visitor([view(11, 0.5)], seen_at=3000.0).name == "Visitor 3"  # numbers are never reused
+
+
+def test_a_visitor_is_named_merged_or_forgotten(gallery):
+    gallery.add_photos("Ada", [photo()])
+    for k in range(4):
+        gallery.add_visitor([view(k, 0.5)], seen_at=1000.0 + 100 * k)
+    merged = gallery.merge_visitors("Visitor 1", "Visitor 2")
+    assert (merged.photos, merged.visits, merged.first_seen, merged.last_seen) == (2, 2, 1000.0, 1100.0)
+    assert gallery.person("Visitor 2") is None
+    named = gallery.name_visitor("Visitor 1", "Grace Hopper")  # one step: a person with those photos
+    assert (named.name, named.kind, named.photos) == ("Grace Hopper", "person", 2)
+    assert gallery.name_visitor("Visitor 3", "ada").photos == 2  # an enrolled person gets the visitor's photos
+    assert [v.name for v in gallery.visitors()] == ["Visitor 4"]
+    with pytest.raises(GalleryError):
+        gallery.name_visitor("Visitor 4", "bad/name")
+    assert gallery.forget_visitors(older_than_days=1, now=1300.0 + 86400 * 2) == 1
+    assert gallery.visitors() == [] and [p.name for p in gallery.people()] == ["Ada", "Grace Hopper"]
