@@ -1,7 +1,7 @@
 """Gallery benchmark: SQLite (a scan in the app's memory) against PostgreSQL + pgvector (HNSW in
 the database), on synthetic encodings; prints one JSON object.
 
-    .venv/bin/python bench/gallery.py [--sizes 10000,100000,1000000] [--url postgresql://...]
+    .venv/bin/python bench/gallery.py [--sizes 10000,100000,1000000] [--url postgresql://...] [--pgdata DIR] [--ef-search 40,100,200]
 
 Data: 128-d unit vectors shaped like SFace's: one random centre per person, 5 photos per person
 (the centre plus Gaussian noise, renormalised; two photos of one person lie ~0.6 apart, two people
@@ -163,9 +163,12 @@ print(json.dumps({"ready_s": ready, "latencies_ms": latencies, "named": named, "
 """
 
 
-def run_app(location: str, query_file: Path) -> dict:
+def run_app(location: str, query_file: Path, ef_search: int | None = None) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if ef_search is not None:
+        env["VISION_LAB_HNSW_EF_SEARCH"] = str(ef_search)
     done = subprocess.run([sys.executable, "-c", APP, str(Path(__file__).resolve().parent.parent), location, str(query_file)],
-                          capture_output=True, text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+                          capture_output=True, text=True, check=True, env=env)  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -176,44 +179,52 @@ def exact_nearest(encodings: np.ndarray, owner: np.ndarray, query_rows: np.ndarr
     return nearest
 
 
-def measure(store: str, location: str, size: int, folder: Path) -> dict:
+def loaded(location: str, size: int) -> bool:
+    """Whether ``location`` already holds this benchmark's ``size`` encodings (a kept --pgdata)."""
+    with open_gallery(location, readonly=True) as gallery:
+        return gallery.version() > 0 and sum(gallery.encoder_counts().values()) == size // PHOTOS_PER_PERSON * PHOTOS_PER_PERSON
+
+
+def measure(store: str, location: str, size: int, folder: Path, ef_searches: list[int]) -> list[dict]:
     owner, encodings, centres = synthetic(size)
     returning = QUERIES if store != "sqlite" or size < SLOW_SCAN else QUERIES // 5  # a 1M scan takes ~0.3 s a query
     query_rows, who = queries(centres, returning)
     query_file = folder / f"queries-{size}.npy"
     np.save(query_file, query_rows)
-    with open_gallery(location) as gallery:
-        photos, rate = enroll_sample(gallery, owner, encodings)
-    first = photos // PHOTOS_PER_PERSON
-    start = time.perf_counter()
-    build = None
-    if store == "sqlite":
-        bulk_sqlite(Path(location), owner, encodings, first)
-    else:
-        build = bulk_postgres(location, owner, encodings, first)
-    load = time.perf_counter() - start
-    app = run_app(location, query_file)
+    load = {}
+    if not loaded(location, size):
+        with open_gallery(location) as gallery:
+            photos, rate = enroll_sample(gallery, owner, encodings)
+        first = photos // PHOTOS_PER_PERSON
+        start = time.perf_counter()
+        if store == "sqlite":
+            bulk_sqlite(Path(location), owner, encodings, first)
+        else:
+            load["hnsw_build_s"] = round(bulk_postgres(location, owner, encodings, first), 1)
+        load.update(enroll_photos_per_s=round(rate, 1), bulk_load_s=round(time.perf_counter() - start, 1))
     exact = exact_nearest(encodings, owner, query_rows)
-    latencies = np.array(app["latencies_ms"])
-    row = {
-        "store": store,
-        "queries": len(query_rows),
-        "encodings": int(len(owner)),
-        "people": int(owner.max() + 1),
-        "enroll_photos_per_s": round(rate, 1),
-        "bulk_load_s": round(load, 1),
-        "match_p50_ms": round(float(np.percentile(latencies, 50)), 2),
-        "match_p95_ms": round(float(np.percentile(latencies, 95)), 2),
-        "recall_at_1": round(float(np.mean([a == b for a, b in zip(app["nearest"][:returning], exact[:returning])])), 4),
-        "recall_at_1_strangers": round(float(np.mean([a == b for a, b in zip(app["nearest"][returning:], exact[returning:])])), 4),
-        "returning_named_right": round(float(np.mean([app["named"][i] == person_name(int(who[i])) for i in range(returning)])), 4),
-        "strangers_unknown": round(float(np.mean([name is None for name in app["named"][returning:]])), 4),
-        "app_ready_s": round(app["ready_s"], 2),
-        "app_rss_mb": round(app["rss_mb"], 0),
-    }
-    if build is not None:
-        row["hnsw_build_s"] = round(build, 1)
-    return row
+    rows = []
+    for ef_search in ef_searches if store == "postgresql" else [None]:
+        app = run_app(location, query_file, ef_search)
+        latencies = np.array(app["latencies_ms"])
+        rows.append({
+            "store": store,
+            **({"hnsw_ef_search": ef_search} if ef_search else {}),
+            "queries": len(query_rows),
+            "encodings": int(len(owner)),
+            "people": int(owner.max() + 1),
+            **load,
+            "match_p50_ms": round(float(np.percentile(latencies, 50)), 2),
+            "match_p95_ms": round(float(np.percentile(latencies, 95)), 2),
+            "recall_at_1": round(float(np.mean([a == b for a, b in zip(app["nearest"][:returning], exact[:returning])])), 4),
+            "recall_at_1_strangers": round(float(np.mean([a == b for a, b in zip(app["nearest"][returning:], exact[returning:])])), 4),
+            "returning_named_right": round(float(np.mean([app["named"][i] == person_name(int(who[i])) for i in range(returning)])), 4),
+            "strangers_unknown": round(float(np.mean([name is None for name in app["named"][returning:]])), 4),
+            "app_ready_s": round(app["ready_s"], 2),
+            "app_rss_mb": round(app["rss_mb"], 0),
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
 
 
 def main() -> int:
@@ -221,7 +232,10 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--url", help="an empty PostgreSQL database with pgvector (default: a private pgserver)")
+    parser.add_argument("--pgdata", help="keep the private pgserver's data here and reuse what it holds (default: a temporary folder)")
+    parser.add_argument("--ef-search", default="", help="HNSW ef_search values to sweep, e.g. 40,100,200 (default: the app's)")
     args = parser.parse_args()
+    ef_searches = [int(v) for v in args.ef_search.split(",") if v] or [None]
     sizes = [int(s) for s in args.sizes.split(",")]
     stores = args.stores.split(",")
     rows = []
@@ -231,7 +245,8 @@ def main() -> int:
         if "postgresql" in stores and not args.url:
             import pgserver
 
-            server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+            server = pgserver.get_server(Path(args.pgdata) if args.pgdata else folder / "pgdata",
+                                         cleanup_mode="stop" if args.pgdata else "delete")  # fmt: skip
         for size in sizes:
             for store in stores:
                 if store == "sqlite":
@@ -242,10 +257,10 @@ def main() -> int:
                     import psycopg
 
                     with psycopg.connect(server.get_uri(), autocommit=True) as db:
-                        db.execute(f"CREATE DATABASE gallery_{size}")
+                        if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (f"gallery_{size}",)).fetchone() is None:
+                            db.execute(f"CREATE DATABASE gallery_{size}")
                     location = server.get_uri(f"gallery_{size}")
-                rows.append(measure(store, location, size, folder))
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                rows += measure(store, location, size, folder, ef_searches)
         if server is not None:
             server.cleanup()
     print(json.dumps({"benchmark": "gallery", "encoder_shape": "SFace-like unit vectors, 5 photos per person",

@@ -20,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -49,7 +50,10 @@ MARK = "Vision Lab gallery, schema 1"  # the schema's comment: this schema is ou
 KNOWN_ENCODERS = ("sface", "dlib")  # their HNSW indexes are made with the schema
 CONNECT_TIMEOUT_S = 3
 RETRY_AFTER_S = 1.0
-EF_SEARCH = 100  # HNSW candidates per query (pgvector's default is 40): recall@1 >= 0.99 on the benchmark
+EF_SEARCH_ENV = "VISION_LAB_HNSW_EF_SEARCH"
+# HNSW candidates per query (pgvector's default is 40): more is slower and finds the true nearest
+# more often; the default is chosen by bench/gallery.py's sweep at 1M encodings.
+EF_SEARCH = int(os.environ.get(EF_SEARCH_ENV, "") or 200)
 SEARCH_ROWS = (32, 256)  # photos fetched to find 2 distinct people: 32, then 256 when one person fills them
 INIT_LOCK = 0x564C4142  # pg_advisory_xact_lock key: one server creates the schema at a time
 SCHEMA = (
