@@ -113,6 +113,7 @@ class Face:
     encoding: np.ndarray | None = None
     name: str | None = None
     distance: float | None = None
+    visitor: bool = False  # ``name`` is a visitor's label ("Visitor 7"), not an enrolled person's
     age: float | None = None
     gender: str | None = None
     gender_confidence: float | None = None
@@ -131,6 +132,7 @@ class Face:
                 else None
             ),
             "name": self.name,
+            "visitor": self.visitor,
             "distance": None if self.distance is None else round(float(self.distance), 4),
             "age": None if self.age is None else round(float(self.age), 1),
             "gender": self.gender,

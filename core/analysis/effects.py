@@ -370,7 +370,7 @@ class AnchorSmoother:
 
 
 class EffectsProcessor(Processor):
-    """Chooses each face's effects (``who``: "all", "unknown" — no name from recognition, so every
+    """Chooses each face's effects (``who``: "all", "unknown" — no name from recognition, or a visitor's, so every
     face when recognition does not run — or "named") and sets its anchor when its points are sure.
     Runs after the other processors (last in the catalogue): it reads their keypoints and names.
     Anchors from detector landmarks are smoothed per track (keypoints come smoothed already)."""
@@ -387,7 +387,7 @@ class EffectsProcessor(Processor):
         self._smoother = AnchorSmoother()
 
     def chosen(self, face: Face) -> bool:
-        return self.who == "all" or (self.who == "named") == (face.name is not None)
+        return self.who == "all" or (self.who == "named") == (face.name is not None and not face.visitor)
 
     def process(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
         now = self.clock()

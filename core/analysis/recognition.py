@@ -41,6 +41,8 @@ from core.store.gallery import (
     Encodings,
     Gallery,
     GalleryError,
+    PERSON,
+    VISITOR,
     GalleryUnavailable,
     NeighbourIndex,
     NewPhoto,
@@ -417,9 +419,17 @@ class RecognitionProcessor(Processor):
     name = "recognition"
     label = "Recognition (names)"
 
-    def __init__(self, gallery: str | None = None, tolerance: float | None = None) -> None:
+    def __init__(self, gallery: str | None = None, tolerance: float | None = None, visitors: bool = False,
+                 retention_days: float = 30.0) -> None:  # fmt: skip
         self.tolerance = tolerance  # None: the gallery's saved tolerance
         self._gallery = open_gallery(gallery or None, readonly=True)  # an absent file reads as an empty gallery
+        self._visitor_labels: set[str] = set()
+        self.book = None  # visitors: unknown faces grouped as they are seen (core.analysis.visitors)
+        if visitors:
+            from core.analysis.visitors import VisitorBook
+
+            writer = open_gallery(gallery or None)
+            self.book = VisitorBook(writer, active_encoder(), tolerance or gallery_tolerance(writer), retention_days)
         self.unavailable: str | None = None  # why the gallery cannot be read now (names then stay as they were)
         self._lock = threading.Lock()
         self._tracks: dict[int, _Track] = {}
@@ -440,6 +450,7 @@ class RecognitionProcessor(Processor):
             try:
                 if self._matcher is None or self._matcher.version != self._gallery.version():
                     self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
+                    self._visitor_labels = {v.name for v in self._gallery.visitors()}
                     for track in self._tracks.values():
                         track.match = self._matcher.match(track.encoding)
                 self.unavailable = None
@@ -466,9 +477,11 @@ class RecognitionProcessor(Processor):
                     self._sightings[face.track_id] = (seen, now)
             new = [f for f in result.faces if self._sightings.get(f.track_id, (0, now))[0] >= CONFIRM_FRAMES]
             stale = sorted(
-                (f for f in result.faces if f.track_id in self._tracks and now - self._tracks[f.track_id].encoded_at >= REENCODE_INTERVAL_S),
+                (f for f in result.faces if f.track_id in self._tracks and (
+                    now - self._tracks[f.track_id].encoded_at >= REENCODE_INTERVAL_S
+                    or (self.book is not None and self.book.collecting(f.track_id)))),  # still gathering a visitor's views
                 key=lambda f: self._tracks[f.track_id].encoded_at,
-            )
+            )  # fmt: skip
         stills = [f for f in result.faces if f.track_id is None]
         tracked = (new + stale)[:MAX_ENCODINGS_PER_FRAME]
         for face in stills + tracked:
@@ -488,8 +501,30 @@ class RecognitionProcessor(Processor):
                 else:
                     continue  # a new track waiting for its turn to be encoded
                 face.name, face.distance = match.name, match.distance
+                face.visitor = match.name in self._visitor_labels
             self._tracks = {tid: t for tid, t in self._tracks.items() if now - t.seen_at < TRACK_FORGET_S}
             self._sightings = {tid: s for tid, s in self._sightings.items() if now - s[1] < TRACK_FORGET_S}
+        if self.book is not None:
+            self._visitors(frame_bgr, result)
+
+    def _visitors(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        """Feed the visitor book each tracked face encoded now; show the visitor it decided on."""
+        try:
+            for face in result.faces:
+                if face.track_id is None or face.track_id not in self._tracks:
+                    continue
+                if face.encoding is not None:
+                    kind = None if face.name is None else (VISITOR if face.visitor else PERSON)
+                    self.book.observe(frame_bgr, face, face.name, kind)
+                label = self.book.label(face.track_id)
+                if label is not None and face.name in (None, label):
+                    face.name, face.visitor = label, True
+                    with self._lock:
+                        self._tracks[face.track_id].match = Match(label, face.distance)
+            self.book.forget_tracks(set(self._tracks))
+            self.book.maintain()
+        except GalleryUnavailable as error:
+            self.unavailable = str(error)
 
 
 def _unavailable() -> str | None:
