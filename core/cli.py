@@ -150,16 +150,17 @@ def cmd_annotate_video(args: argparse.Namespace) -> int:
     if args.detector not in DETECTORS:
         raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
     target = _output_file(args.output, (".mp4",), [source])
-    if args.gallery:
-        _gallery(args.gallery).close()  # a missing gallery file is a usage error, not an empty gallery
+    if args.gallery:  # a missing gallery is a usage error, not an empty gallery (visitors may create it)
+        _gallery(args.gallery, write=args.visitors, create=args.visitors).close()
     names = [name.strip() for name in args.processors.split(",") if name.strip()]
     options = _effects_options(args)
     if options:
         names.append("effects")
         if options["effects"]["who"] != "all" and "recognition" not in names:
             names.append("recognition")  # it decides who is unknown
-    if args.gallery:
-        options["recognition"] = {"gallery": args.gallery}
+    if args.visitors and "recognition" not in names:
+        names.append("recognition")
+    options["recognition"] = {"gallery": args.gallery, **({"visitors": True, "retention_days": args.retention_days} if args.visitors else {})}
     processors, unavailable = build_processors(names, options)
     if unavailable:
         raise UsageError("; ".join(unavailable.values()))
@@ -177,7 +178,75 @@ def cmd_annotate_video(args: argparse.Namespace) -> int:
         summary = annotate_video(source, target, pipeline, progress=progress)
     except VideoError as error:
         raise UsageError(str(error)) from error
-    emit({**summary, "processors": [p.name for p in processors], "detector": args.detector})
+    extra = {}
+    books = [p.book for p in processors if getattr(p, "book", None) is not None]
+    for book in books:  # the end of the file: merge the visitors the online decisions split
+        extra = {"visitors_created": book.created, "visitors_merged": book.maintain(force=True),
+                 "visitors": [v.name for v in book.gallery.visitors()]}  # fmt: skip
+    emit({**summary, "processors": [p.name for p in processors], "detector": args.detector, **extra})
+    return 0
+
+
+def _visitor_label(value: str) -> str:
+    """A visitor named by number (7) or label ("Visitor 7")."""
+    from core.store.gallery import VISITOR_LABEL
+
+    return f"{VISITOR_LABEL} {value.strip()}" if value.strip().isdigit() else value.strip()
+
+
+def _visitor_json(visitor) -> dict:
+    return {"id": visitor.id, "label": visitor.name, "visits": visitor.visits, "first_seen": visitor.first_seen,
+            "last_seen": visitor.last_seen, "photos": visitor.photos}  # fmt: skip
+
+
+def cmd_visitors(args: argparse.Namespace) -> int:
+    with _gallery(args.gallery) as gallery:
+        for visitor in gallery.visitors():
+            emit(_visitor_json(visitor))
+    return 0
+
+
+def _gallery_change(gallery_path: str | None, change) -> object:
+    from core.store.gallery import GalleryError
+
+    with _gallery(gallery_path, write=True) as gallery:
+        try:
+            return change(gallery)
+        except GalleryError as error:
+            raise UsageError(str(error)) from error
+
+
+def cmd_name_visitor(args: argparse.Namespace) -> int:
+    person = _gallery_change(args.gallery, lambda g: g.name_visitor(_visitor_label(args.id), args.name))
+    emit({"visitor": _visitor_label(args.id), "person": person.name, "photos": person.photos})
+    return 0
+
+
+def cmd_merge_visitors(args: argparse.Namespace) -> int:
+    visitor = _gallery_change(args.gallery, lambda g: g.merge_visitors(_visitor_label(args.keep), _visitor_label(args.other)))
+    emit({"merged": _visitor_label(args.other), **_visitor_json(visitor)})
+    return 0
+
+
+def cmd_forget_visitor(args: argparse.Namespace) -> int:
+    label = _visitor_label(args.id)
+
+    def forget(gallery) -> int:
+        from core.store.gallery import VISITOR, GalleryError
+
+        person = gallery.person(label)
+        if person is None or person.kind != VISITOR:
+            raise GalleryError(f"no visitor called {label!r} in the gallery")
+        return gallery.forget(label)
+
+    emit({"forgotten": label, "photos_deleted": _gallery_change(args.gallery, forget)})
+    return 0
+
+
+def cmd_forget_visitors(args: argparse.Namespace) -> int:
+    if args.older_than < 0:
+        raise UsageError("--older-than must be at least 0 days")
+    emit({"visitors_forgotten": _gallery_change(args.gallery, lambda g: g.forget_visitors(args.older_than))})
     return 0
 
 
@@ -485,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {', '.join(DETECTORS)} (default: {DEFAULT_DETECTOR})")
     add_effect_options(video)
+    video.add_argument("--visitors", action="store_true", help="group the faces nobody is enrolled as into visitors (Visitor 1, 2, ...) in the gallery")
+    video.add_argument("--retention-days", type=float, default=30.0, help="with --visitors: forget visitors not seen for this many days (default 30; 0: keep)")
     video.set_defaults(run=cmd_annotate_video)
 
     default_data, default_weights = str(SHARED_DATA / "facial_keypoints"), str(WEIGHTS_DIR / "keypoints.keras")
@@ -577,6 +648,28 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--name", required=True)
     forget.add_argument("--gallery", metavar="DB", help=gallery_help)
     forget.set_defaults(run=cmd_forget)
+
+    visitors = commands.add_parser("visitors", help="the visitors: unknown faces grouped as they were seen (JSON Lines)")
+    visitors.add_argument("--gallery", metavar="DB", help=gallery_help)
+    visitors.set_defaults(run=cmd_visitors)
+    name_visitor = commands.add_parser("name-visitor", help="make a visitor a person, with their photos")
+    name_visitor.add_argument("id", metavar="ID", help="the visitor's number (7) or label ('Visitor 7')")
+    name_visitor.add_argument("--name", required=True)
+    name_visitor.add_argument("--gallery", metavar="DB", help=gallery_help)
+    name_visitor.set_defaults(run=cmd_name_visitor)
+    merge = commands.add_parser("merge-visitors", help="merge visitor OTHER into KEEP (one person seen as two)")
+    merge.add_argument("keep", metavar="KEEP")
+    merge.add_argument("other", metavar="OTHER")
+    merge.add_argument("--gallery", metavar="DB", help=gallery_help)
+    merge.set_defaults(run=cmd_merge_visitors)
+    forget_visitor = commands.add_parser("forget-visitor", help="delete a visitor with every photo and encoding")
+    forget_visitor.add_argument("id", metavar="ID")
+    forget_visitor.add_argument("--gallery", metavar="DB", help=gallery_help)
+    forget_visitor.set_defaults(run=cmd_forget_visitor)
+    forget_visitors = commands.add_parser("forget-visitors", help="delete every visitor not seen for N days")
+    forget_visitors.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="0: every visitor")
+    forget_visitors.add_argument("--gallery", metavar="DB", help=gallery_help)
+    forget_visitors.set_defaults(run=cmd_forget_visitors)
 
     recognize = commands.add_parser("recognize", help="name the faces in images from the gallery (JSON Lines)")
     recognize.add_argument("images", nargs="+", metavar="IMAGE", help="image file, folder of images, or @list.txt")

@@ -32,11 +32,11 @@ import numpy as np
 from core.faces import Face
 from core.store.gallery import PERSON, VISITOR, Gallery, NewPhoto
 
-MIN_VIEW_PX = 60
+MIN_VIEW_PX = 70  # measured: faces of 60-64 px (cut at a photo's edge) made 2 false visitors (bench/visitors.py)
 MIN_SHARPNESS = 40.0  # variance of the Laplacian of the face at 112 px; a blurred face is ~10
 VIEWS_NEEDED = 3
 SAMPLE_EVERY_FRAMES = 2  # a track still collecting views is encoded every 2nd frame
-PERSON_GUARD = 1.1
+PERSON_GUARD = 1.0  # measured: 1.1 turned 9 of 30 strangers away (bench/visitors.py)
 VISIT_GAP_S = 300.0
 REGROUP_EVERY_S = 60.0
 THUMBNAIL_PX = 160
@@ -95,6 +95,7 @@ class VisitorBook:
         self._tracks: dict[int, _Evidence] = {}
         self._regrouped_at = time.monotonic()
         self.created = 0
+        self.merges: list[tuple[str, str]] = []  # (kept, merged into it), in order
 
     def collecting(self, track_id: int) -> bool:
         """Whether the track still needs views (and should be encoded more often)."""
@@ -160,32 +161,35 @@ class VisitorBook:
         self._regrouped_at = time.monotonic()
         if self.retention_days > 0:
             self.gallery.forget_visitors(self.retention_days)
-        return regroup(self.gallery, self.encoder, self.tolerance)
+        merges = regroup(self.gallery, self.encoder, self.tolerance)
+        self.merges += merges
+        return len(merges)
 
 
-def regroup(gallery: Gallery, encoder: str, tolerance: float) -> int:
+def regroup(gallery: Gallery, encoder: str, tolerance: float) -> list[tuple[str, str]]:
     """Merge visitors whose encodings lie within ``tolerance`` on average (average linkage over
-    every pair of their photos), each group into its first-numbered visitor; merges made."""
+    every pair of their photos), each group into its first-numbered visitor; the merges made,
+    (kept, merged)."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
     visitors = [v.name for v in gallery.visitors()]
     if len(visitors) < 2:
-        return 0
+        return []
     index = gallery.index(encoder)
     encodings = {name: index.encodings_of(name) for name in visitors}
     names = [name for name in visitors if len(encodings[name])]
     if len(names) < 2:
-        return 0
+        return []
     condensed = [
         float(np.linalg.norm(encodings[a][:, None] - encodings[b][None], axis=2).mean())
         for i, a in enumerate(names)
         for b in names[i + 1 :]
     ]
     groups = fcluster(linkage(np.array(condensed), method="average"), t=tolerance, criterion="distance")
-    merges = 0
+    merges = []
     for group in set(groups):
         members = sorted((n for n, g in zip(names, groups) if g == group), key=lambda n: int(n.split()[-1]) if n.split()[-1].isdigit() else 0)
         for other in members[1:]:
             gallery.merge_visitors(members[0], other)
-            merges += 1
+            merges.append((members[0], other))
     return merges
