@@ -67,11 +67,27 @@ def effect_controls(key_prefix: str, default: Collection[str] = ("sunglasses", "
     return {"effects": {"effects": tuple(names), "who": who}} if names else {}
 
 
+def visitor_controls(key_prefix: str) -> dict[str, dict]:
+    """The privacy switch for visitors (off by default) and their retention, as recognition's options."""
+    remember = st.checkbox(
+        "Remember visitors", value=False, key=f"{key_prefix}_visitors",
+        help="Group the faces nobody enrolled into Visitor 1, 2, ... as they are seen (good views only), so a "
+        "returning stranger is recognised and can be named on the People page. Off by default: it stores face "
+        "crops and encodings of people who never enrolled.",
+    )  # fmt: skip
+    if not remember:
+        return {}
+    days = st.number_input("Forget visitors not seen for (days)", min_value=1, max_value=3650, value=30, key=f"{key_prefix}_visitor_days")
+    return {"recognition": {"visitors": True, "retention_days": float(days)}}
+
+
 def extra_options(key_prefix: str, chosen: list[str], effects: Collection[str] = ("sunglasses", "crown")) -> dict[str, dict]:
-    """The options of the ticked processors that have choices (style, effects), shown under the
+    """The options of the ticked processors that have choices (visitors, style, effects), shown under the
     checkboxes; a processor whose choice is not complete yet (a painting to upload, no effect
     picked) is unticked from ``chosen``."""
     options: dict[str, dict] = {}
+    if "recognition" in chosen:
+        options |= visitor_controls(key_prefix)
     if "style" in chosen:
         options |= style_controls(key_prefix)
     if "effects" in chosen:

@@ -174,4 +174,39 @@ for person in people:
         confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
         if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
             change(gallery.forget, person.name)
+st.subheader("Visitors")
+visitors = gallery.visitors()
+if not visitors:
+    st.caption("No visitors. Tick Recognition, then 'Remember visitors', on the Live or Video page to group the faces "
+               "nobody enrolled into visitors as they are seen.")  # fmt: skip
+for visitor in visitors:
+    seen = f"first seen {time.strftime('%Y-%m-%d %H:%M', time.localtime(visitor.first_seen or 0))}, last seen " \
+           f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(visitor.last_seen or 0))}"  # fmt: skip
+    with st.expander(f"{visitor.name} · {visitor.visits} visit(s) · {seen}"):
+        try:
+            crops = gallery.photos(visitor.name)
+        except GalleryError:
+            continue  # named, merged or forgotten by another page since visitors() was read
+        columns = st.columns(6)
+        for i, crop in enumerate(crops):
+            columns[i % 6].image(crop.thumbnail_jpeg, width=96)
+        name_column, merge_column, forget_column = st.columns(3)
+        with name_column:
+            given = st.text_input("Name", max_chars=100, key=f"visitor_name_{visitor.id}", placeholder="Who is this?")
+            if st.button("Name this visitor", key=f"visitor_do_name_{visitor.id}", disabled=not given.strip()):
+                change(gallery.name_visitor, visitor.name, given)
+        with merge_column:
+            others = [other.name for other in visitors if other.name != visitor.name]
+            if others:
+                into = st.selectbox("Same person as", others, key=f"visitor_merge_into_{visitor.id}")
+                if st.button("Merge", key=f"visitor_merge_{visitor.id}"):
+                    change(gallery.merge_visitors, into, visitor.name)
+        with forget_column:
+            if st.button("Forget this visitor", key=f"visitor_forget_{visitor.id}"):
+                change(gallery.forget, visitor.name)
+if visitors:
+    days = st.number_input("Forget visitors not seen for (days)", min_value=0, max_value=3650, value=30, key="visitors_older_than",
+                           help="0 forgets every visitor.")  # fmt: skip
+    if st.button("Forget those visitors"):
+        change(gallery.forget_visitors, float(days))
 st.caption(f"Gallery: `{gallery.location}` (set VISION_LAB_GALLERY to a file or a postgresql:// URL to use another)")

@@ -149,3 +149,37 @@ def test_annotate_video_groups_the_strangers_of_a_file(tmp_path, lfw, capsys):
     assert lines[0]["visitors"] == ["Visitor 1", "Visitor 2"] and lines[0]["visitors_created"] == 2
     code, lines, _ = run_cli(capsys, "visitors", "--gallery", db)
     assert [v["label"] for v in lines] == ["Visitor 1", "Visitor 2"]
+
+
+def test_the_people_page_names_merges_and_forgets_visitors(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    jpeg = cv2.imencode(".jpg", np.full((32, 32, 3), 128, np.uint8))[1].tobytes()
+    location = str(tmp_path / "gallery.sqlite3")
+    rng = np.random.default_rng(2)
+    with open_gallery(location) as gallery:
+        for k in range(3):
+            encoding = rng.normal(size=128)
+            gallery.add_visitor([NewPhoto("v.jpg", Box(0, 9, 9, 0), jpeg, encoding / np.linalg.norm(encoding), "sface", 1.0)], 1000.0 + k)
+    monkeypatch.setenv("VISION_LAB_GALLERY", location)
+    page = AppTest.from_file(str(REPO / "pages" / "people.py"), default_timeout=120)
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert [e.label.split(" · ")[0] for e in page.expander if e.label.startswith("Visitor")] == ["Visitor 1", "Visitor 2", "Visitor 3"]
+    ids = {v.name: v.id for v in open_gallery(location).visitors()}
+    page.text_input(key=f"visitor_name_{ids['Visitor 1']}").input("Grace Hopper")
+    page.run()
+    page.button(key=f"visitor_do_name_{ids['Visitor 1']}").click()
+    page.run()
+    page.selectbox(key=f"visitor_merge_into_{ids['Visitor 3']}").select("Visitor 2")
+    page.button(key=f"visitor_merge_{ids['Visitor 3']}").click()
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    with open_gallery(location) as gallery:
+        assert [p.name for p in gallery.people()] == ["Grace Hopper"]
+        assert [(v.name, v.photos, v.visits) for v in gallery.visitors()] == [("Visitor 2", 2, 2)]
+    page.button(key=f"visitor_forget_{ids['Visitor 2']}").click()
+    page.run()
+    assert open_gallery(location).visitors() == []
