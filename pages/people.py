@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import streamlit as st
 
 from core.analysis.recognition import (
@@ -11,6 +12,7 @@ from core.analysis.recognition import (
     draw_choices,
     enroll,
     gallery_tolerance,
+    pair_report,
     photos_needing_reencoding,
     reencode_gallery,
     set_gallery_tolerance,
@@ -174,6 +176,32 @@ for person in people:
         confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
         if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
             change(gallery.forget, person.name)
+with st.expander("How well recognition tells the enrolled people apart"):
+    report = pair_report(gallery.encodings(encoder.name), tolerance, {person.name for person in people})
+    if not len(report.same) or not len(report.different):
+        st.caption("Enroll two photos of one person and one of somebody else to see how far apart they are.")
+    else:
+        import altair as alt
+        import pandas as pd
+
+        pairs = pd.DataFrame({"distance": np.r_[report.same, report.different],
+                              "pair": ["same person"] * len(report.same) + ["different people"] * len(report.different)})  # fmt: skip
+        bars = alt.Chart(pairs).mark_bar(opacity=0.6).encode(
+            alt.X("distance:Q", bin=alt.Bin(maxbins=40), title="distance between two enrolled photos"),
+            alt.Y("count()", stack=None, title="pairs"), alt.Color("pair:N", title=None))
+        line = alt.Chart(pd.DataFrame({"tolerance": [tolerance]})).mark_rule(color="red", strokeDash=[4, 3]).encode(x="tolerance:Q")
+        st.altair_chart(bars + line, width="stretch")
+        st.caption("Every pair of enrolled photos: the red line is the tolerance. Pairs of one person should lie "
+                   "left of it, pairs of two people right of it.")  # fmt: skip
+        scores = st.columns(3)
+        scores[0].metric("Precision", f"{report.precision:.0%}", help="Of the pairs within the tolerance, the share of one person's.")
+        scores[1].metric("Recall", f"{report.recall:.0%}", help="Of one person's pairs, the share within the tolerance.")
+        scores[2].metric("F1", f"{report.f1:.2f}")
+        for photo_id, person_name, other, own, nearer in report.suspects:
+            source = next((photo.source for photo in gallery.photos(person_name) if photo.id == photo_id), f"photo {photo_id}")
+            st.warning(f"A photo of {person_name} ({source}) lies nearer to {other} ({nearer:.2f}) than to "
+                       f"{person_name}'s other photos ({own:.2f}): is it labelled right?")  # fmt: skip
+
 st.subheader("Visitors")
 visitors = gallery.visitors()
 if not visitors:

@@ -200,6 +200,49 @@ class Matcher:
         return Match(name if known else None, nearest)
 
 
+@dataclass(frozen=True)
+class PairReport:
+    """Pair verification over a gallery's photos: every pair is "same person" when its distance is
+    within the tolerance; scored against the names."""
+
+    same: np.ndarray  # distances of the pairs of one person's photos
+    different: np.ndarray  # distances of the pairs of two people's photos
+    tolerance: float
+    precision: float
+    recall: float
+    f1: float
+    suspects: tuple[tuple[int, str, str, float, float], ...]  # (photo id, its person, nearer person, own d, other d)
+
+
+def pair_report(encodings: Encodings, tolerance: float, people: set[str] | None = None) -> PairReport:
+    """Distances of every pair of photos (of ``people`` when given: enrolled people, not visitors),
+    precision, recall and F1 of "same person iff distance <= tolerance", and the photos that lie
+    nearer to somebody else's photo than to any of their own person's (likely mislabelled)."""
+    keep = [i for i, name in enumerate(encodings.names) if people is None or name in people]
+    names = np.array([encodings.names[i] for i in keep])
+    matrix = encodings.matrix[keep]
+    ids = [encodings.photo_ids[i] for i in keep] if encodings.photo_ids else list(range(len(keep)))
+    distances = np.linalg.norm(matrix[:, None] - matrix[None], axis=2) if len(keep) else np.zeros((0, 0))
+    upper = np.triu_indices(len(keep), 1)
+    same_pair = (names[:, None] == names[None])[upper]
+    pair_d = distances[upper]
+    predicted = pair_d <= tolerance
+    true_positive = int(np.sum(predicted & same_pair))
+    precision = true_positive / max(int(predicted.sum()), 1)
+    recall = true_positive / max(int(same_pair.sum()), 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    suspects = []
+    for i in range(len(keep)):
+        own = [j for j in range(len(keep)) if j != i and names[j] == names[i]]
+        other = [j for j in range(len(keep)) if names[j] != names[i]]
+        if own and other:
+            nearest_other = min(other, key=lambda j: distances[i, j])
+            own_d, other_d = float(distances[i, own].min()), float(distances[i, nearest_other])
+            if other_d < own_d:
+                suspects.append((ids[i], str(names[i]), str(names[nearest_other]), own_d, other_d))
+    return PairReport(pair_d[same_pair], pair_d[~same_pair], tolerance, precision, recall, f1, tuple(suspects))
+
+
 def gallery_tolerance(gallery: Gallery, encoder: str | None = None) -> float:
     """The tolerance saved with the gallery for ``encoder`` (People page slider), else its default."""
     spec = ENCODERS[encoder or active_encoder()]

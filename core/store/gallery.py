@@ -96,6 +96,7 @@ class Encodings:
     names: tuple[str, ...]
     matrix: np.ndarray  # (n, 128) float64
     version: int
+    photo_ids: tuple[int, ...] = ()  # the photo of each row (empty for encodings not read from a gallery)
 
 
 class NeighbourIndex(Protocol):

@@ -145,12 +145,12 @@ class PostgresGallery(Gallery):
                 return Encodings((), np.zeros((0, ENCODING_SIZE)), 0)
             version = int(cursor.execute(f"SELECT value FROM {SCHEMA_NAME}.settings WHERE key='version'").fetchone()[0])
             rows = cursor.execute(
-                f"SELECT p.name, ph.encoding::text FROM {SCHEMA_NAME}.photos ph JOIN {SCHEMA_NAME}.people p "
+                f"SELECT p.name, ph.encoding::text, ph.id FROM {SCHEMA_NAME}.photos ph JOIN {SCHEMA_NAME}.people p "
                 "ON p.id = ph.person_id WHERE %(encoder)s::text IS NULL OR ph.encoder = %(encoder)s ORDER BY ph.id",
                 {"encoder": encoder},
             ).fetchall()
-        matrix = np.array([parse_vector(text) for _, text in rows]).reshape(len(rows), ENCODING_SIZE)
-        return Encodings(tuple(name for name, _ in rows), matrix, version)
+        matrix = np.array([parse_vector(row[1]) for row in rows]).reshape(len(rows), ENCODING_SIZE)
+        return Encodings(tuple(row[0] for row in rows), matrix, version, tuple(row[2] for row in rows))
 
     def index(self, encoder: str) -> PostgresIndex:
         return PostgresIndex(self, check_encoder(encoder), self.version())

@@ -147,14 +147,14 @@ class SqliteGallery(Gallery):
             with _Transaction(db, immediate=False):
                 version = int(db.execute("SELECT value FROM settings WHERE key='version'").fetchone()[0])
                 rows = db.execute(
-                    "SELECT p.name, ph.encoding FROM photos ph JOIN people p ON p.id = ph.person_id "
+                    "SELECT p.name, ph.encoding, ph.id FROM photos ph JOIN people p ON p.id = ph.person_id "
                     "WHERE ?1 IS NULL OR ph.encoder = ?1 ORDER BY ph.id",
                     (encoder,),
                 ).fetchall()
         matrix = np.zeros((len(rows), ENCODING_SIZE))
-        for i, (_, blob) in enumerate(rows):
+        for i, (_, blob, _) in enumerate(rows):
             matrix[i] = np.frombuffer(blob, dtype=ENCODING_DTYPE)
-        return Encodings(tuple(name for name, _ in rows), matrix, version)
+        return Encodings(tuple(row[0] for row in rows), matrix, version, tuple(row[2] for row in rows))
 
     def encoder_counts(self) -> dict[str, int]:
         return dict(self._read("SELECT encoder, COUNT(*) FROM photos GROUP BY encoder"))

@@ -380,3 +380,17 @@ def test_photos_of_another_encoder_are_ignored_until_encoded_again(gallery, peop
     assert len(outcome["reencoded"]) == 4 and outcome["failed"] == []
     assert gallery.encoder_counts() == {"sface": 4}
     assert [f.name for f in recognize(gallery, query)] == [NAMES[0]]
+
+
+def test_pair_report_scores_every_pair_and_finds_a_mislabelled_photo(gallery):
+    rows = {"A": [[0, 0], [0.3, 0], [3.45, 0]], "B": [[3, 0], [3.1, 0]]}  # A's third photo looks like B
+    for name, vectors in rows.items():
+        gallery.add_photos(name, [NewPhoto(f"{name}{k}.jpg", Box(0, 1, 1, 0), b"j", at(*v), "sface") for k, v in enumerate(vectors)])
+    gallery.add_visitor([NewPhoto("v.jpg", Box(0, 1, 1, 0), b"j", at(0.1, 0), "sface")], 1.0)  # visitors are left out
+    report = recognition.pair_report(gallery.encodings("sface"), 0.5, {p.name for p in gallery.people()})
+    assert len(report.same) == 4 and len(report.different) == 6  # A: 3 pairs, B: 1; A x B: 6
+    # Within 0.5: A0-A1 and B0-B1 (same), A2-B0 and A2-B1 (different): precision 2/4, recall 2/4.
+    assert (report.precision, report.recall, report.f1) == pytest.approx((0.5, 0.5, 0.5))
+    (suspect,) = report.suspects
+    a2 = gallery.photos("A")[2].id
+    assert suspect[:3] == (a2, "A", "B") and suspect[4] < suspect[3]
