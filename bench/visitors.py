@@ -4,7 +4,7 @@
 
 Clip, built from ../shared/data/faces_identities (40 LFW people x 10 photos): 20 people are enrolled
 (photos 1-3). 10 people who are never enrolled appear three times each, with a different photo each
-time (photos 1, 5, 9), and 10 enrolled people twice (photos 6 and 8), in a shuffled order (seed 0):
+time (photos 1, 5, 9), and 10 enrolled people twice (photos 6 and 8), in a shuffled order (--seed, 0 by default):
 50 appearances of 24 frames (a face of 200 px drifting on a 640x480 frame), 12 empty frames between
 them, so each appearance is a new track. The frames go through the app's pipeline (YuNet, tracking,
 the recognition processor with visitors on), then the end-of-clip regrouping runs.
@@ -60,6 +60,7 @@ def appearance_frames(photo: Path, start: int) -> list[np.ndarray]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--seed", type=int, default=0, help="the order of the appearances (default 0)")
     args = parser.parse_args()
     if not shared_data_or_skip(FACES):
         return 0
@@ -67,7 +68,7 @@ def main() -> int:
 
     people = sorted(p.name for p in FACES.iterdir() if p.is_dir())
     enrolled, strangers = people[:N_ENROLLED], people[-N_STRANGERS:]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     plan = [(name, n, False) for name in strangers for n in STRANGER_PHOTOS]
     plan += [(name, n, True) for name in enrolled[:10] for n in ENROLLED_PHOTOS]
     plan = [plan[i] for i in rng.permutation(len(plan))]
@@ -127,6 +128,7 @@ def main() -> int:
     report = {
         "benchmark": "visitors",
         "store": args.store,
+        "seed": args.seed,
         "data": str(FACES),
         "appearances": {"strangers": N_STRANGERS * len(STRANGER_PHOTOS), "enrolled": len(enrolled_shown)},
         "frames": frames,
