@@ -457,7 +457,10 @@ class _Track:
 
 class RecognitionProcessor(Processor):
     """Names faces from the gallery; caches per track so a face is encoded once every
-    :data:`REENCODE_INTERVAL_S` (still images, ``track_id is None``, are always encoded)."""
+    :data:`REENCODE_INTERVAL_S` (still images, ``track_id is None``, are always encoded).
+    With ``visitors``, the faces it cannot name are grouped into visitors as they are seen
+    (:mod:`core.analysis.visitors`; such a track is encoded every few frames until decided), and
+    visitors not seen for ``retention_days`` are forgotten."""
 
     name = "recognition"
     label = "Recognition (names)"
