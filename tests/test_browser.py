@@ -566,3 +566,38 @@ def test_style_transfer_page_runs_shows_progress_and_offers_the_result(page, ser
     page.get_by_role("button", name="Download PNG").wait_for(timeout=300_000)
     page.locator('[data-testid="stImage"] img').last.wait_for(state="visible", timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@needs_webrtc
+def test_visitors_remembered_while_streaming_are_named_from_the_people_page(page, server):
+    """With "Remember visitors" ticked, the strangers of the camera become visitors in the server's
+    gallery while streaming; the People page lists them and names one in one step."""
+    from core.store.gallery import open_gallery
+
+    path = server[1].parent / "gallery.sqlite3"
+    page.goto(f"{server[0]}/live")
+    start_stream(page)
+    wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 60, "the live panel to report a face")
+    tick(page, "Recognition (names)", "recognition")
+    page.locator('[data-testid="stSidebar"]').get_by_text("Remember visitors", exact=True).click()
+
+    def visitors() -> list:
+        if not path.exists():
+            return []
+        with open_gallery(path, readonly=True) as gallery:
+            return gallery.visitors()
+
+    wait_until(visitors, 90, "a visitor to be remembered from the camera")
+    first = visitors()[0]
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("People").click()
+    section = page.locator('[data-testid="stExpander"]').filter(has_text=f"{first.name} · ").first
+    section.get_by_text(f"{first.name} · ", exact=False).click(timeout=60_000)
+    section.get_by_placeholder("Who is this?").fill("Grace Hopper")
+    page.keyboard.press("Enter")
+    section.get_by_role("button", name="Name this visitor").click(timeout=30_000)
+    page.get_by_text("Grace Hopper · ", exact=False).wait_for(timeout=60_000)
+    with open_gallery(path) as gallery:
+        assert "Grace Hopper" in [p.name for p in gallery.people()]
+        gallery.forget("Grace Hopper")  # no test relies on another's people
+        gallery.forget_visitors(0)
+    assert page.locator('[data-testid="stException"]').count() == 0
