@@ -12,16 +12,16 @@ from pages._runtime import keep_models_between_runs, one_thread_per_model
 keep_models_between_runs()  # before this run ends: Streamlit's housekeeping must not reset Keras (see there)
 one_thread_per_model()  # before any page imports TensorFlow
 
-st.set_page_config(page_title="Vision Lab", page_icon=":material/visibility:", layout="wide")
+st.set_page_config(page_title="Vision Lab", page_icon="👁️", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
-        st.Page("pages/people.py", title="People", icon=":material/group:"),
-        st.Page("pages/video.py", title="Video", icon=":material/movie:"),
-        st.Page("pages/photo.py", title="Photo", icon=":material/photo_camera:"),
-        st.Page("pages/style.py", title="Style transfer", icon=":material/palette:"),
+        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+        st.Page("pages/live.py", title="Live", icon="🎥"),
+        st.Page("pages/people.py", title="People", icon="👥"),
+        st.Page("pages/video.py", title="Video", icon="🎞️"),
+        st.Page("pages/photo.py", title="Photo", icon="📷"),
+        st.Page("pages/style.py", title="Style transfer", icon="🎨"),
     ]
 )
 st.sidebar.caption("Vision Lab · faces, keypoints, recognition, style transfer. Everything runs on this machine.")

@@ -134,7 +134,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         _raise_stage_errors(pipeline)
         record = analysis_json(str(path), image, result)
         if path in drawings:
-            _write_image(drawings[path], draw_result(image, result))
+            _write_image(drawings[path], draw_result(image, result, numbered=True))
             record["annotated"] = str(drawings[path])
         emit(record)
     return 1 if failures else 0

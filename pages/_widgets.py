@@ -110,7 +110,7 @@ def gallery_notices() -> None:
         st.warning(f"Gallery unavailable: {error}. Faces keep the names already found; it reconnects by itself.")
         return
     if nobody:
-        st.info("Nobody is enrolled yet: every face is Unknown.")
+        st.info("Nobody is enrolled yet: every face shows 'No match'.")
         st.page_link("pages/people.py", label="Enroll people on the People page")
         return
     others = photos_needing_reencoding(gallery)

@@ -42,14 +42,16 @@ def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
         st.info("Some photos show several faces: pick the face to enroll under 'Photos with several faces' below.")
 
 
-def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None) -> None:
+def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None) -> bool:
+    """Enroll and show each photo's outcome; whether anything was saved or is waiting for a face choice."""
     try:
         with st.spinner("Finding and encoding the faces..."):
             enrollment = enroll(gallery, name, photos, face_indices)
     except GalleryError as error:
         st.error(f"Nothing was saved: {error}")
-        return
+        return False
     show_outcomes(enrollment, dict(photos))
+    return enrollment.written or any(photo.needs_choice for photo in enrollment.photos)
 
 
 st.title("People")
@@ -77,8 +79,8 @@ with st.sidebar:
         "a name is given.",
     )
     st.caption(
-        "Lower: stricter, fewer strangers given a name, more 'Unknown'. Higher: more faces named, more "
-        "mistakes. A face nearly as close to a second person also stays 'Unknown'. Three or more varied "
+        "Lower: stricter, fewer strangers given a name, more 'No match'. Higher: more faces named, more "
+        "mistakes. A face nearly as close to a second person also stays 'No match'. Three or more varied "
         "photos per person help more than any setting."
     )
     if tolerance != gallery_tolerance(gallery, encoder.name):
@@ -96,19 +98,30 @@ if others:
                    + (f" {len(outcome['failed'])} crop(s) show no face: remove and re-upload those." if outcome["failed"] else ""))
 
 st.subheader("Add photos")
-with st.form("enroll", clear_on_submit=True):
-    name = st.text_input("Name", max_chars=100, help="A new name creates the person; an existing name adds photos to them.")
-    uploads = st.file_uploader("Photos of this person", type=["jpg", "jpeg", "png", "webp"], accept_multiple_files=True)
+# A saved form is replaced by an empty one (new keys); a refused one keeps its name and photos to correct.
+form = st.session_state.setdefault("enroll_form", 0)
+with st.form(f"enroll_{form}"):
+    name = st.text_input("Name", max_chars=100, key=f"enroll_name_{form}",
+                         help="A new name creates the person; an existing name adds photos to them.")  # fmt: skip
+    uploads = st.file_uploader("Photos of this person", type=["jpg", "jpeg", "png", "webp"], accept_multiple_files=True,
+                               key=f"enroll_photos_{form}")  # fmt: skip
     submitted = st.form_submit_button("Save")
 if submitted:
-    if uploads:
-        run_enrollment(name, [(f.name, f.getvalue()) for f in uploads])
+    saved = False
+    if not name.strip():
+        st.error("Nothing was saved: type the person's name first (your photos are kept).")
+    elif uploads:
+        saved = run_enrollment(name, [(f.name, f.getvalue()) for f in uploads])
     else:
         try:
             gallery.add_person(name)
             st.success("Person created: add their photos above.")
+            saved = True
         except GalleryError as error:
             st.error(f"Nothing was saved: {error}")
+    if saved:
+        st.session_state.enroll_form = form + 1
+        st.toast(f"Saved: {name.strip()}")
 
 st.subheader("Enroll the face on the Live page")
 live = st.session_state.get("live_stream")

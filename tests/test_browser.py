@@ -285,7 +285,7 @@ def test_pages_say_when_there_is_no_face_and_when_nobody_is_enrolled(page, serve
     page.get_by_text("No face found in this photo.").wait_for(timeout=60_000)
     page.goto(f"{server[0]}/live")
     page.locator('[data-testid="stSidebar"]').get_by_text("Recognition (names)", exact=True).click(timeout=60_000)
-    page.get_by_text("Nobody is enrolled yet: every face is Unknown.").wait_for(timeout=60_000)
+    page.get_by_text("Nobody is enrolled yet: every face shows 'No match'.").wait_for(timeout=60_000)
     page.get_by_role("link", name="Enroll people on the People page").click()
     page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0

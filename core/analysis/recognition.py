@@ -591,7 +591,7 @@ register(
     ProcessorSpec(
         "recognition",
         RecognitionProcessor.label,
-        "Names the faces enrolled on the People page; 'Unknown' for anybody else.",
+        "Names the faces enrolled on the People page; 'No match' for anybody else.",
         build=RecognitionProcessor,
         unavailable=_unavailable,
     )

@@ -32,18 +32,21 @@ UNICODE_FONTS = (
 )
 
 
+GENDER_SIGNS = {"male": "\u2642", "female": "\u2640"}
+
+
 def face_caption(face: Face) -> str:
-    """The text under a face box: name (or Unknown) with its distance, age and gender when known."""
+    """The text under a face box, for people to read: the name ("No match" when recognition ran
+    and nobody is near enough; a visitor's label), then the gender sign and the age, e.g.
+    "Ada Lovelace · \u2640 ~36". Distances stay in the table and the JSON."""
     parts: list[str] = []
     if face.name is not None or face.distance is not None:
-        parts.append(face.name or "Unknown")
-    if face.distance is not None:
-        parts.append(f"({face.distance:.2f})")
-    if face.age is not None:
-        parts.append(f"{face.age:.0f}")
-    if face.gender is not None:
-        parts.append(face.gender[0].upper())
-    return " ".join(parts)
+        parts.append(face.name or "No match")
+    if face.gender is not None or face.age is not None:
+        sign = GENDER_SIGNS.get(face.gender or "", "")
+        age = "" if face.age is None else f"~{face.age:.0f}"
+        parts.append(f"{sign} {age}".strip())
+    return " \u00b7 ".join(parts)
 
 
 @lru_cache(maxsize=8)
@@ -75,9 +78,10 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
     patch[:] = np.asarray(canvas)[:, :, ::-1]
 
 
-def draw_result(frame_bgr: np.ndarray, result: FrameResult, overlays: bool = True) -> np.ndarray:
+def draw_result(frame_bgr: np.ndarray, result: FrameResult, overlays: bool = True, numbered: bool = False) -> np.ndarray:
     """A copy of ``frame_bgr`` (of ``result.image`` when a processor repainted the frame) with the
-    faces' effects, then, with ``overlays``, boxes, keypoints, captions and frame labels drawn."""
+    faces' effects, then, with ``overlays``, boxes, keypoints, captions and frame labels drawn;
+    ``numbered``: each face's number (1, 2, ... in ``result.faces`` order) above its box."""
     base = frame_bgr if result.image is None else result.image
     image = base.copy()
     effects.render(image, base, result.faces)
@@ -85,10 +89,12 @@ def draw_result(frame_bgr: np.ndarray, result: FrameResult, overlays: bool = Tru
         return image
     scale = max(0.4, min(image.shape[:2]) / 900)
     thickness = max(1, round(min(image.shape[:2]) / 300))
-    for face in result.faces:
+    for number, face in enumerate(result.faces, start=1):
         top, right, bottom, left = face.box
         color = UNKNOWN_COLOR if face.distance is not None and face.name is None else BOX_COLOR
         cv2.rectangle(image, (left, top), (right, bottom), color, thickness)
+        if numbered:
+            _label(image, str(number), left, max(0, top - int(30 * scale) - 6), color, scale)
         for x, y in ({} if effects.hidden(face) else face.keypoints or {}).values():
             cv2.circle(image, (int(round(x)), int(round(y))), thickness + 1, POINT_COLOR, cv2.FILLED)
         caption = face_caption(face)

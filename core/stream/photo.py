@@ -22,7 +22,7 @@ def photo_pipeline(detector: str = DEFAULT_DETECTOR, options: Mapping[str, Mappi
     """A pipeline for unrelated still images (no tracking) running every processor that can run
     here; returns it with {processor name: why it cannot run} for the others."""
     processors, unavailable = build_processors(options=options)
-    return FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=False)), unavailable
+    return FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=False, numbered=True)), unavailable
 
 
 def style_pipeline(style_options: Mapping[str, Any], tracking: bool) -> FramePipeline:
@@ -55,15 +55,15 @@ def face_rows(result: FrameResult) -> list[dict[str, Any]]:
         record = face.to_json()
         rows.append(
             {
-                "face": number,
-                "box (top, right, bottom, left)": ", ".join(str(v) for v in record["box"]),
-                "name": face.name or ("unknown" if face.distance is not None else None),
-                "distance": record["distance"],
-                "age": record["age"],
-                "gender": record["gender"],
-                "gender confidence": record["gender_confidence"],
-                "angle": record["angle"],
-                "keypoints": None if face.keypoints is None else len(face.keypoints),
+                "Face": number,  # the number drawn beside its box
+                "Name": face.name or ("No match" if face.distance is not None else None),
+                "Match distance": record["distance"],
+                "Age": record["age"],
+                "Gender": None if face.gender is None else face.gender.capitalize(),
+                "Gender certainty": None if face.gender_confidence is None else f"{face.gender_confidence:.0%}",
+                "Head tilt (°)": record["angle"],
+                "Keypoints": None if face.keypoints is None else len(face.keypoints),
+                "Position (x, y, width, height)": f"{face.box.left}, {face.box.top}, {face.box.width}, {face.box.height}",
             }
         )
     return rows

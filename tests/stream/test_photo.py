@@ -78,15 +78,15 @@ def test_a_photo_is_analysed_by_every_available_processor_and_a_failing_one_is_r
     assert record["labels"] == [{"label": "suit", "probability": 0.6123}]
 
     rows = face_rows(analysis.result)
-    assert [row["face"] for row in rows] == [1, 2]
-    assert rows[0]["name"] == "Somebody" and rows[0]["keypoints"] == 1 and rows[0]["age"] == 40.0
+    assert [row["Face"] for row in rows] == [1, 2]
+    assert rows[0]["Name"] == "Somebody" and rows[0]["Keypoints"] == 1 and rows[0]["Age"] == 40.0
     top, right, bottom, left = analysis.result.faces[0].box
-    assert rows[0]["box (top, right, bottom, left)"] == f"{top}, {right}, {bottom}, {left}"
+    assert rows[0]["Position (x, y, width, height)"] == f"{left}, {top}, {right - left}, {bottom - top}"
 
 
-def test_table_rows_leave_blank_what_no_processor_found_and_call_unmatched_faces_unknown(two_people):
+def test_table_rows_leave_blank_what_no_processor_found_and_say_no_match_for_unmatched_faces(two_people):
     analysis = analyze_photo(FramePipeline(PipelineConfig(detector="haar", tracking=False)), two_people)
     rows = face_rows(analysis.result)
-    assert len(rows) == 2 and rows[0]["name"] is None and rows[0]["keypoints"] is None and rows[0]["age"] is None
+    assert len(rows) == 2 and rows[0]["Name"] is None and rows[0]["Keypoints"] is None and rows[0]["Age"] is None
     analysis.result.faces[0].distance = 0.7  # recognition ran but matched nobody
-    assert face_rows(analysis.result)[0]["name"] == "unknown"
+    assert face_rows(analysis.result)[0]["Name"] == "No match"
