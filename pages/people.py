@@ -42,16 +42,21 @@ def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
         st.info("Some photos show several faces: pick the face to enroll under 'Photos with several faces' below.")
 
 
-def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None) -> bool:
-    """Enroll and show each photo's outcome; whether anything was saved or is waiting for a face choice."""
+def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None, later: bool = False) -> bool:
+    """Enroll; whether anything was saved or is waiting for a face choice. Each photo's outcome is
+    shown now, or, ``later``, after the rerun that follows a save (the form is cleared by then)."""
     try:
         with st.spinner("Finding and encoding the faces..."):
             enrollment = enroll(gallery, name, photos, face_indices)
     except GalleryError as error:
         st.error(f"Nothing was saved: {error}")
         return False
-    show_outcomes(enrollment, dict(photos))
-    return enrollment.written or any(photo.needs_choice for photo in enrollment.photos)
+    kept = enrollment.written or any(photo.needs_choice for photo in enrollment.photos)
+    if later and kept:
+        st.session_state.enroll_outcome = (enrollment, dict(photos))
+    else:
+        show_outcomes(enrollment, dict(photos))
+    return kept
 
 
 st.title("People")
@@ -111,17 +116,19 @@ if submitted:
     if not name.strip():
         st.error("Nothing was saved: type the person's name first (your photos are kept).")
     elif uploads:
-        saved = run_enrollment(name, [(f.name, f.getvalue()) for f in uploads])
+        saved = run_enrollment(name, [(f.name, f.getvalue()) for f in uploads], later=True)
     else:
         try:
             gallery.add_person(name)
-            st.success("Person created: add their photos above.")
             saved = True
         except GalleryError as error:
             st.error(f"Nothing was saved: {error}")
     if saved:
-        st.session_state.enroll_form = form + 1
+        st.session_state.enroll_form = form + 1  # the next run shows an empty form
         st.toast(f"Saved: {name.strip()}")
+        st.rerun()
+elif "enroll_outcome" in st.session_state:
+    show_outcomes(*st.session_state.pop("enroll_outcome"))
 
 st.subheader("Enroll the face on the Live page")
 live = st.session_state.get("live_stream")

@@ -469,7 +469,7 @@ class RecognitionProcessor(Processor):
                  retention_days: float = 30.0) -> None:  # fmt: skip
         self.tolerance = tolerance  # None: the gallery's saved tolerance
         self._gallery = open_gallery(gallery or None, readonly=True)  # an absent file reads as an empty gallery
-        self._visitor_labels: set[str] = set()
+        self._kinds: dict[str, str] = {}  # name -> person or visitor, refreshed with the matcher
         self.book = None  # visitors: unknown faces grouped as they are seen (core.analysis.visitors)
         if visitors:
             from core.analysis.visitors import VisitorBook
@@ -496,7 +496,7 @@ class RecognitionProcessor(Processor):
             try:
                 if self._matcher is None or self._matcher.version != self._gallery.version():
                     self._matcher = gallery_matcher(self._gallery, self.encoder, self.tolerance)
-                    self._visitor_labels = {v.name for v in self._gallery.visitors()}
+                    self._kinds = {}
                     for track in self._tracks.values():
                         track.match = self._matcher.match(track.encoding)
                 self.unavailable = None
@@ -504,6 +504,19 @@ class RecognitionProcessor(Processor):
                 self.unavailable = str(error)
                 self._matcher = self._matcher or Matcher(Encodings((), np.zeros((0, 128)), -1), 1.0)
             return self._matcher
+
+    def _is_visitor(self, name: str | None) -> bool:
+        """Whether ``name`` is a visitor's label. Looked up once per name and gallery version: a
+        PostgreSQL index is live, so it can name somebody added since the matcher was built."""
+        if name is None:
+            return False
+        if name not in self._kinds:
+            try:
+                person = self._gallery.person(name)
+            except GalleryUnavailable:
+                return False
+            self._kinds[name] = VISITOR if person is not None and person.kind == VISITOR else PERSON
+        return self._kinds[name] == VISITOR
 
     def _match(self, matcher: Matcher, encoding: np.ndarray, previous: Match) -> Match:
         """``matcher``'s answer, or ``previous`` while the gallery cannot be reached."""
@@ -547,7 +560,7 @@ class RecognitionProcessor(Processor):
                 else:
                     continue  # a new track waiting for its turn to be encoded
                 face.name, face.distance = match.name, match.distance
-                face.visitor = match.name in self._visitor_labels
+                face.visitor = self._is_visitor(match.name)
             self._tracks = {tid: t for tid, t in self._tracks.items() if now - t.seen_at < TRACK_FORGET_S}
             self._sightings = {tid: s for tid, s in self._sightings.items() if now - s[1] < TRACK_FORGET_S}
         if self.book is not None:
