@@ -16,12 +16,12 @@ st.set_page_config(page_title="Vision Lab", page_icon="👁️", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-        st.Page("pages/live.py", title="Live", icon="🎥"),
-        st.Page("pages/people.py", title="People", icon="👥"),
-        st.Page("pages/video.py", title="Video", icon="🎞️"),
-        st.Page("pages/photo.py", title="Photo", icon="📷"),
-        st.Page("pages/style.py", title="Style transfer", icon="🎨"),
+        st.Page("pages/home.py", title="Home", default=True),
+        st.Page("pages/live.py", title="Live"),
+        st.Page("pages/people.py", title="People"),
+        st.Page("pages/video.py", title="Video"),
+        st.Page("pages/photo.py", title="Photo"),
+        st.Page("pages/style.py", title="Style transfer"),
     ]
 )
 st.sidebar.caption("Vision Lab · faces, keypoints, recognition, style transfer. Everything runs on this machine.")

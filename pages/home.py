@@ -10,7 +10,7 @@ st.markdown(
     "with faces, facial keypoints, names, age and gender; people enrolled from photos; neural "
     "style transfer; annotated video files. Every feature is also a command: `python -m core --help`."
 )
-st.page_link("pages/live.py", label="Live webcam", icon="🎥")
+st.page_link("pages/live.py", label="Live webcam")
 
 st.subheader("Models")
 st.caption("Whether each model can be used now, and where its weights come from.")

@@ -164,19 +164,32 @@ st.subheader("Gallery")
 people = gallery.people()
 if not people:
     st.info("Nobody yet: add a person with a few photos above.")
+outcome = st.session_state.pop("people_outcome", None)  # what the last change did, said after its rerun
+if outcome is not None:
+    (st.success if outcome[0] else st.error)(outcome[1])
+    if outcome[0]:
+        st.toast(outcome[1])
+edition = st.session_state.get("people_edition", 0)  # new after every change: boxes show what is stored
 
-def change(action, *args) -> None:
-    """Run a gallery change and rerun; another page may have changed or deleted the person meanwhile."""
+
+def change(action, *args, done: str, open_after: str | None = None) -> None:
+    """Run a gallery change, then rerun saying what happened, with ``open_after``'s section open
+    (on a refusal, the section the change came from); another page may have changed or deleted
+    the person meanwhile."""
     try:
         action(*args)
+        st.session_state.people_outcome = (True, done)
     except GalleryError as error:
-        st.error(f"Nothing changed: {error}")
-        return
+        st.session_state.people_outcome = (False, f"Nothing changed: {error}")
+        open_after = st.session_state.get("people_open")
+    st.session_state.people_open = open_after
+    st.session_state.people_edition = edition + 1
     st.rerun()
 
 
 for person in people:
-    with st.expander(f"{person.name} · {person.photos} photo(s)"):
+    opened = st.session_state.get("people_open") == person.name
+    with st.expander(f"{person.name} · {person.photos} photo(s)", expanded=opened):
         try:
             photos = gallery.photos(person.name)
         except GalleryError:
@@ -187,15 +200,22 @@ for person in people:
                 st.image(photo.thumbnail_jpeg, width=96)
                 st.text(photo.source[:40])
                 if st.button("Remove", key=f"remove_{photo.id}"):
-                    change(gallery.delete_photo, photo.id)
-        # Keyed by the name too: when another page renames the person, this page gets a fresh box
-        # showing the new name, instead of a box still holding the old one (which read as a rename back).
-        new_name = st.text_input("Rename to", value=person.name, max_chars=100, key=f"rename_{person.id}_{person.name}")
-        if new_name.strip() != person.name:
-            change(gallery.rename, person.name, new_name)
+                    st.session_state.people_open = person.name
+                    change(gallery.delete_photo, photo.id, done=f"Removed a photo of {person.name}.", open_after=person.name)
+        # Keyed by the name and the edition: a box shows the stored name again after any change,
+        # a refused rename included, and after another page renamed the person.
+        name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
+        new_name = name_column.text_input("Rename to", value=person.name, max_chars=100, key=f"rename_{person.id}_{person.name}_{edition}")
+        # Never disabled: a box's new text reaches the server with the click itself (on blur), not before.
+        if button_column.button("Rename", key=f"rename_do_{person.id}"):
+            st.session_state.people_open = person.name
+            if new_name.strip() == person.name:
+                st.info("Type the new name in the box first.")
+            else:
+                change(gallery.rename, person.name, new_name, done=f"Renamed {person.name} to {new_name.strip()}.", open_after=new_name.strip())
         confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
         if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
-            change(gallery.forget, person.name)
+            change(gallery.forget, person.name, done=f"Deleted {person.name} with every photo and encoding.")
 with st.expander("How well recognition tells the enrolled people apart"):
     report = pair_report(gallery.encodings(encoder.name), tolerance, {person.name for person in people})
     if not len(report.same) or not len(report.different):
@@ -242,19 +262,19 @@ for visitor in visitors:
         with name_column:
             given = st.text_input("Name", max_chars=100, key=f"visitor_name_{visitor.id}", placeholder="Who is this?")
             if st.button("Name this visitor", key=f"visitor_do_name_{visitor.id}", disabled=not given.strip()):
-                change(gallery.name_visitor, visitor.name, given)
+                change(gallery.name_visitor, visitor.name, given, done=f"{visitor.name} is now {given.strip()}.", open_after=given.strip())
         with merge_column:
             others = [other.name for other in visitors if other.name != visitor.name]
             if others:
                 into = st.selectbox("Same person as", others, key=f"visitor_merge_into_{visitor.id}")
                 if st.button("Merge", key=f"visitor_merge_{visitor.id}"):
-                    change(gallery.merge_visitors, into, visitor.name)
+                    change(gallery.merge_visitors, into, visitor.name, done=f"Merged {visitor.name} into {into}.")
         with forget_column:
             if st.button("Forget this visitor", key=f"visitor_forget_{visitor.id}"):
-                change(gallery.forget, visitor.name)
+                change(gallery.forget, visitor.name, done=f"Forgot {visitor.name}.")
 if visitors:
     days = st.number_input("Forget visitors not seen for (days)", min_value=0, max_value=3650, value=30, key="visitors_older_than",
                            help="0 forgets every visitor.")  # fmt: skip
     if st.button("Forget those visitors"):
-        change(gallery.forget_visitors, float(days))
+        change(gallery.forget_visitors, float(days), done="Forgot the visitors not seen for that long.")
 st.caption(f"Gallery: `{gallery.location}` (set VISION_LAB_GALLERY to a file or a postgresql:// URL to use another)")

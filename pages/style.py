@@ -133,7 +133,7 @@ def show_job() -> None:
             final, found = paint_regions(cv2.resize(job.inputs[0], final.shape[1::-1], interpolation=cv2.INTER_AREA), final, region)
             image_column.image(final, channels="BGR", caption=f"By region: {found} face(s)", width="stretch")
         png = cv2.imencode(".png", final)[1].tobytes()
-        st.download_button("Download PNG", png, file_name="stylized.png", mime="image/png", icon="⬇️")
+        st.download_button("Download PNG", png, file_name="stylized.png", mime="image/png")
     if snapshot.finished and st.session_state.get("style_job_drawn_running"):
         st.session_state["style_job_drawn_running"] = False
         st.rerun()  # the whole page, so the fragment stops polling

@@ -130,9 +130,10 @@ def test_people_page_enrolls_uploaded_photos_renames_and_deletes_the_person(page
     page.locator('[data-testid="stImage"] img').nth(1).wait_for(state="visible", timeout=30_000)  # the two face crops
     page.get_by_text("Ariel Sharon · 2 photo(s)").click()
     rename = page.get_by_label("Rename to")
-    rename.fill("Ariel S")
-    rename.press("Enter")
-    page.get_by_text("Ariel S · 2 photo(s)").click(timeout=30_000)
+    rename.fill("Ariel S")  # nothing is renamed until the button is pressed
+    page.get_by_role("button", name="Rename").click(timeout=30_000)
+    page.get_by_text("Renamed Ariel Sharon to Ariel S.").first.wait_for(timeout=30_000)
+    page.get_by_text("Ariel S · 2 photo(s)").wait_for(timeout=30_000)  # its section stays open
     confirm = page.get_by_role("checkbox", name="Yes, delete every photo and encoding of this person")
     delete = page.get_by_role("button", name="Delete person")
     page.get_by_text("Yes, delete every photo and encoding of this person").click()
@@ -194,7 +195,7 @@ def test_two_people_pages_at_once_enroll_one_person_and_never_undo_each_other(br
         second.get_by_text(f"{name} · 2 photo(s)").click(timeout=60_000)
         rename = first.get_by_label("Rename to")
         rename.fill("Gerhard S")
-        rename.press("Enter")
+        first.get_by_role("button", name="Rename").click(timeout=30_000)
         first.get_by_text("Gerhard S · 2 photo(s)").wait_for(timeout=30_000)
         second.get_by_text("Yes, delete every photo and encoding of this person").click()  # a rerun of the stale page
         second.get_by_text("Gerhard S · 2 photo(s)").wait_for(timeout=30_000)
