@@ -148,9 +148,10 @@ class Gallery(ABC):
         """Where the gallery lives, fit to show (a path, or a URL without its password)."""
 
     # --- reading -------------------------------------------------------------------------
-    @abstractmethod
     def version(self) -> int:
         """A number that grows with every committed change (cheap); 0 before anything was written."""
+        rows = self._read(self._q("SELECT value FROM {t}settings WHERE key = 'version'"))
+        return int(rows[0][0]) if rows else 0
 
     def people(self, kind: str = PERSON) -> list[Person]:
         """Everyone of ``kind`` (enrolled people, or visitors), sorted by name, with their number of photos."""
@@ -164,9 +165,11 @@ class Gallery(ABC):
         found = self._people("WHERE p.key = ?", (name_key(name),))
         return found[0] if found else None
 
-    @abstractmethod
     def photos(self, name: str) -> list[Photo]:
         """The photos of ``name`` in the order they were added; raises if there is no such person."""
+        person = self.require(name)
+        rows = self._read(self._q("SELECT id, source, box, thumbnail, encoder FROM {t}photos WHERE person_id = ? ORDER BY id"), (person.id,))
+        return [Photo(row[0], person.name, row[1], self._box_from(row[2]), bytes(row[3]), row[4]) for row in rows]
 
     @abstractmethod
     def encodings(self, encoder: str | None = None) -> Encodings:
@@ -177,40 +180,97 @@ class Gallery(ABC):
         """Nearest-people search over ``encoder``'s encodings at the current version."""
         return ScanIndex(self.encodings(encoder))
 
-    @abstractmethod
     def encoder_counts(self) -> dict[str, int]:
         """How many photos each encoder's encodings cover."""
+        return dict(self._read(self._q("SELECT encoder, COUNT(*) FROM {t}photos GROUP BY encoder")))
 
-    @abstractmethod
-    def setting(self, key: str) -> str | None: ...
+    def setting(self, key: str) -> str | None:
+        rows = self._read(self._q("SELECT value FROM {t}settings WHERE key = ?"), (key,))
+        return rows[0][0] if rows else None
 
     # --- writing (each method is one transaction) -----------------------------------------
-    @abstractmethod
     def add_person(self, name: str) -> Person:
         """Create ``name`` with no photos; raises if the name is invalid or taken."""
+        name = validate_name(name)
+        with self._writing() as db:
+            inserted = db.execute(
+                self._q("INSERT INTO {t}people(name, key, created) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING id"),
+                (name, name_key(name), time.time()),
+            ).fetchone()
+            if inserted is None:
+                raise GalleryError(f"{name!r} is already in the gallery")
+        return self.require(name)
 
-    @abstractmethod
     def add_photos(self, name: str, photos: Sequence[NewPhoto], create: bool = True) -> list[int]:
         """Store ``photos`` for ``name`` (created if absent and ``create``) atomically; their ids."""
+        name = validate_name(name)
+        check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
+        with self._writing() as db:
+            self._prepare_encoders(db, {check_encoder(photo.encoder) for photo in photos})
+            person_id = self._find_id(db, name)
+            if person_id is None:
+                if not create:
+                    raise GalleryError(f"nobody called {name!r} in the gallery")
+                # Another server may insert the same key meanwhile: then this waits for it and takes its row.
+                person_id = db.execute(
+                    self._q("INSERT INTO {t}people(name, key, created) VALUES (?, ?, ?) "
+                            "ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id"),
+                    (name, name_key(name), time.time()),
+                ).fetchone()[0]  # fmt: skip
+            ids = self._insert_photos(db, person_id, photos)
+        return ids
 
-    @abstractmethod
     def rename(self, old: str, new: str) -> Person:
-        """Give ``old`` the name ``new`` (a change of case or accents only is fine)."""
+        """Give ``old`` the name ``new`` (a change of case or accents only is fine); the old
+        name is erased."""
+        new = validate_name(new)
+        try:
+            with self._writing(erases=True) as db:
+                person_id = self._find_id(db, old)
+                if person_id is None:
+                    raise GalleryError(f"nobody called {old!r} in the gallery")
+                other = self._find_id(db, new)
+                if other is not None and other != person_id:
+                    raise GalleryError(f"{new!r} is already in the gallery")
+                db.execute(self._q("UPDATE {t}people SET name = ?, key = ? WHERE id = ?"), (new, name_key(new), person_id))
+        except self._unique_violations() as error:  # another server took the name meanwhile
+            raise GalleryError(f"{new!r} is already in the gallery") from error
+        return self.require(new)
 
-    @abstractmethod
     def forget(self, name: str) -> int:
         """Delete ``name`` with every photo and encoding; the number of photos deleted."""
+        with self._writing(erases=True) as db:
+            person_id = self._find_id(db, name)
+            if person_id is None:
+                raise GalleryError(f"nobody called {name.strip()!r} in the gallery")
+            deleted = db.execute(self._q("DELETE FROM {t}photos WHERE person_id = ?"), (person_id,)).rowcount
+            db.execute(self._q("DELETE FROM {t}people WHERE id = ?"), (person_id,))
+        return deleted
 
-    @abstractmethod
-    def delete_photo(self, photo_id: int) -> None: ...
+    def delete_photo(self, photo_id: int) -> None:
+        with self._writing(erases=True) as db:
+            if db.execute(self._q("DELETE FROM {t}photos WHERE id = ?"), (photo_id,)).rowcount == 0:
+                raise GalleryError(f"no photo {photo_id} in the gallery")
 
-    @abstractmethod
     def replace_encodings(self, encodings: dict[int, np.ndarray], encoder: str) -> None:
         """Give the photos ``encodings`` (photo id -> new encoding) made by ``encoder``, in one
-        transaction."""
+        transaction; the old encodings are erased."""
+        check_encodings(list(encodings.values()), [f"photo {photo_id}" for photo_id in encodings])
+        with self._writing(erases=True) as db:
+            self._prepare_encoders(db, {check_encoder(encoder)})
+            for photo_id, encoding in encodings.items():
+                updated = db.execute(
+                    self._q("UPDATE {t}photos SET encoding = ?, encoder = ? WHERE id = ?"), (self._encoding_value(encoding), encoder, photo_id)
+                ).rowcount
+                if updated == 0:
+                    raise GalleryError(f"no photo {photo_id} in the gallery")
 
-    @abstractmethod
-    def set_setting(self, key: str, value: str) -> None: ...
+    def set_setting(self, key: str, value: str) -> None:
+        if key == "version":
+            raise GalleryError("'version' is maintained by the gallery itself")
+        with self._writing() as db:
+            db.execute(self._q("INSERT INTO {t}settings(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+                       (key, value))  # fmt: skip
 
     @abstractmethod
     def close(self) -> None: ...
@@ -302,8 +362,28 @@ class Gallery(ABC):
         ``erases``: it deletes data, so it never creates the gallery."""
 
     @abstractmethod
+    def _read(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        """The rows of one read (none before the gallery exists)."""
+
     def _people(self, where: str, parameters: tuple) -> list[Person]:
         """People matching ``where`` (in :meth:`_q`'s notation, on ``people p``)."""
+        rows = self._read(
+            self._q("SELECT p.id, p.name, COUNT(ph.id), p.kind, p.first_seen, p.last_seen, p.visits FROM {t}people p "
+                    f"LEFT JOIN {{t}}photos ph ON ph.person_id = p.id {where} GROUP BY p.id ORDER BY p.key, p.name"),
+            parameters,
+        )  # fmt: skip
+        return [Person(*row) for row in rows]
+
+    def _find_id(self, db, name: str) -> int | None:
+        row = db.execute(self._q("SELECT id FROM {t}people WHERE key = ?"), (name_key(name),)).fetchone()
+        return None if row is None else row[0]
+
+    def _prepare_encoders(self, db, encoders: set[str]) -> None:
+        """Before encodings of ``encoders`` are written (PostgreSQL makes their index)."""
+
+    def _unique_violations(self) -> tuple[type[BaseException], ...]:
+        """The driver's errors for a unique key taken by a concurrent writer."""
+        return ()
 
     def _insert_photos(self, db, person_id: int, photos: Sequence[NewPhoto]) -> list[int]:
         ids = []
@@ -318,6 +398,9 @@ class Gallery(ABC):
 
     @abstractmethod
     def _box_value(self, box: Box) -> object: ...
+
+    @abstractmethod
+    def _box_from(self, value: object) -> Box: ...
 
     @abstractmethod
     def _encoding_value(self, encoding: np.ndarray) -> object: ...

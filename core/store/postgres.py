@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -35,14 +35,9 @@ from core.store.gallery import (
     Gallery,
     GalleryError,
     GalleryUnavailable,
-    NewPhoto,
-    Person,
-    Photo,
     check_encoder,
-    check_encodings,
     name_key,
     shown,
-    validate_name,
 )
 
 SCHEMA_NAME = "vision_lab"
@@ -128,17 +123,6 @@ class PostgresGallery(Gallery):
                 self._db = None
 
     # --- reading -------------------------------------------------------------------------
-    def version(self) -> int:
-        rows = self._read(f"SELECT value FROM {SCHEMA_NAME}.settings WHERE key='version'")
-        return int(rows[0][0]) if rows else 0
-
-    def photos(self, name: str) -> list[Photo]:
-        person = self.require(name)
-        rows = self._read(
-            f"SELECT id, source, box, thumbnail, encoder FROM {SCHEMA_NAME}.photos WHERE person_id=%s ORDER BY id", (person.id,)
-        )
-        return [Photo(row[0], person.name, row[1], Box(*row[2]), bytes(row[3]), row[4]) for row in rows]
-
     def encodings(self, encoder: str | None = None) -> Encodings:
         with self._session(read=True) as cursor:
             if cursor is None:
@@ -154,95 +138,6 @@ class PostgresGallery(Gallery):
 
     def index(self, encoder: str) -> PostgresIndex:
         return PostgresIndex(self, check_encoder(encoder), self.version())
-
-    def encoder_counts(self) -> dict[str, int]:
-        return dict(self._read(f"SELECT encoder, COUNT(*) FROM {SCHEMA_NAME}.photos GROUP BY encoder"))
-
-    def setting(self, key: str) -> str | None:
-        rows = self._read(f"SELECT value FROM {SCHEMA_NAME}.settings WHERE key=%s", (key,))
-        return rows[0][0] if rows else None
-
-    # --- writing (each method is one transaction) -----------------------------------------
-    def add_person(self, name: str) -> Person:
-        name = validate_name(name)
-        with self._writing() as cursor:
-            inserted = cursor.execute(
-                f"INSERT INTO {SCHEMA_NAME}.people(name, key, created) VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING RETURNING id",
-                (name, name_key(name), time.time()),
-            ).fetchone()
-            if inserted is None:
-                raise GalleryError(f"{name!r} is already in the gallery")
-        return self.require(name)
-
-    def add_photos(self, name: str, photos: Sequence[NewPhoto], create: bool = True) -> list[int]:
-        name = validate_name(name)
-        check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
-        encoders = {check_encoder(photo.encoder) for photo in photos}
-        with self._writing() as cursor:
-            self._index_encoders(cursor, encoders)
-            person_id = self._find_id(cursor, name)
-            if person_id is None:
-                if not create:
-                    raise GalleryError(f"nobody called {name!r} in the gallery")
-                # Another server may insert the same key meanwhile: then this waits for it and takes its row.
-                person_id = cursor.execute(
-                    f"INSERT INTO {SCHEMA_NAME}.people(name, key, created) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING id",
-                    (name, name_key(name), time.time()),
-                ).fetchone()[0]
-            ids = self._insert_photos(cursor, person_id, photos)
-        return ids
-
-    def rename(self, old: str, new: str) -> Person:
-        new = validate_name(new)
-        psycopg = _driver()
-        try:
-            with self._writing(erases=True) as cursor:
-                person_id = self._find_id(cursor, old)
-                if person_id is None:
-                    raise GalleryError(f"nobody called {old!r} in the gallery")
-                other = self._find_id(cursor, new)
-                if other is not None and other != person_id:
-                    raise GalleryError(f"{new!r} is already in the gallery")
-                cursor.execute(f"UPDATE {SCHEMA_NAME}.people SET name=%s, key=%s WHERE id=%s", (new, name_key(new), person_id))
-        except psycopg.errors.UniqueViolation as error:  # another server took the name meanwhile
-            raise GalleryError(f"{new!r} is already in the gallery") from error
-        return self.require(new)
-
-    def forget(self, name: str) -> int:
-        with self._writing(erases=True) as cursor:
-            person_id = self._find_id(cursor, name)
-            if person_id is None:
-                raise GalleryError(f"nobody called {name.strip()!r} in the gallery")
-            deleted = cursor.execute(f"DELETE FROM {SCHEMA_NAME}.photos WHERE person_id=%s", (person_id,)).rowcount
-            cursor.execute(f"DELETE FROM {SCHEMA_NAME}.people WHERE id=%s", (person_id,))
-        return deleted
-
-    def delete_photo(self, photo_id: int) -> None:
-        with self._writing(erases=True) as cursor:
-            if cursor.execute(f"DELETE FROM {SCHEMA_NAME}.photos WHERE id=%s", (photo_id,)).rowcount == 0:
-                raise GalleryError(f"no photo {photo_id} in the gallery")
-
-    def replace_encodings(self, encodings: dict[int, np.ndarray], encoder: str) -> None:
-        check_encodings(list(encodings.values()), [f"photo {photo_id}" for photo_id in encodings])
-        with self._writing(erases=True) as cursor:
-            self._index_encoders(cursor, {check_encoder(encoder)})
-            for photo_id, encoding in encodings.items():
-                updated = cursor.execute(
-                    f"UPDATE {SCHEMA_NAME}.photos SET encoding=%s::vector, encoder=%s WHERE id=%s",
-                    (vector_text(encoding), encoder, photo_id),
-                ).rowcount
-                if updated == 0:
-                    raise GalleryError(f"no photo {photo_id} in the gallery")
-
-    def set_setting(self, key: str, value: str) -> None:
-        if key == "version":
-            raise GalleryError("'version' is maintained by the gallery itself")
-        with self._writing() as cursor:
-            cursor.execute(
-                f"INSERT INTO {SCHEMA_NAME}.settings(key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                (key, value),
-            )
 
     # --- internals -----------------------------------------------------------------------
     def _connection(self):
@@ -335,10 +230,11 @@ class PostgresGallery(Gallery):
             raise GalleryError(f"{self.location}: this PostgreSQL has no pgvector (install pgvector >= 0.5)") from error
         for statement in SCHEMA:
             cursor.execute(statement)
-        self._index_encoders(cursor, set(KNOWN_ENCODERS))
+        self._prepare_encoders(cursor, set(KNOWN_ENCODERS))
         self._state = "current"  # for the rest of this transaction; reset by _writing if it rolls back
 
-    def _index_encoders(self, cursor, encoders: set[str]) -> None:
+    def _prepare_encoders(self, cursor, encoders: set[str]) -> None:
+        """One HNSW index per encoder, made before its first encoding is written."""
         for encoder in sorted(encoders - self._indexed):
             # Looked up first: CREATE INDEX IF NOT EXISTS locks the table even when the index exists,
             # which deadlocks against another server's enrollment.
@@ -357,14 +253,6 @@ class PostgresGallery(Gallery):
         with self._session(read=True) as cursor:
             return [] if cursor is None else cursor.execute(sql, parameters).fetchall()
 
-    def _people(self, where: str, parameters: tuple) -> list[Person]:
-        rows = self._read(
-            self._q("SELECT p.id, p.name, COUNT(ph.id), p.kind, p.first_seen, p.last_seen, p.visits FROM {t}people p "
-                    f"LEFT JOIN {{t}}photos ph ON ph.person_id = p.id {where} GROUP BY p.id ORDER BY p.key, p.name"),
-            parameters,
-        )
-        return [Person(*row) for row in rows]
-
     _scalar_min = False  # LEAST and GREATEST
 
     def _q(self, sql: str) -> str:
@@ -376,10 +264,12 @@ class PostgresGallery(Gallery):
     def _encoding_value(self, encoding: np.ndarray) -> str:
         return vector_text(encoding)
 
-    @staticmethod
-    def _find_id(cursor, name: str) -> int | None:
-        row = cursor.execute(f"SELECT id FROM {SCHEMA_NAME}.people WHERE key=%s", (name_key(name),)).fetchone()
-        return None if row is None else row[0]
+    def _box_from(self, value: object) -> Box:
+        return Box(*value)
+
+    def _unique_violations(self) -> tuple[type[BaseException], ...]:
+        return (_driver().errors.UniqueViolation,)
+
 
 
 def nearest_photos_sql(encoder: str, rows: int) -> str:

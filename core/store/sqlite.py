@@ -33,8 +33,7 @@ import json
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -46,13 +45,8 @@ from core.store.gallery import (
     Encodings,
     Gallery,
     GalleryError,
-    NewPhoto,
-    Person,
-    Photo,
-    check_encodings,
     default_gallery_location,
     name_key,
-    validate_name,
 )
 
 ENCODING_DTYPE = np.dtype("<f8")
@@ -130,15 +124,6 @@ class SqliteGallery(Gallery):
         return str(self.path)
 
     # --- reading -------------------------------------------------------------------------
-    def version(self) -> int:
-        rows = self._read("SELECT value FROM settings WHERE key='version'")
-        return int(rows[0][0]) if rows else 0
-
-    def photos(self, name: str) -> list[Photo]:
-        person = self.require(name)
-        rows = self._read("SELECT id, source, box, thumbnail, encoder FROM photos WHERE person_id=? ORDER BY id", (person.id,))
-        return [Photo(row[0], person.name, row[1], Box(*json.loads(row[2])), bytes(row[3]), row[4]) for row in rows]
-
     def encodings(self, encoder: str | None = None) -> Encodings:
         with self._lock:
             db = self._connection(create=False)
@@ -155,87 +140,6 @@ class SqliteGallery(Gallery):
         for i, (_, blob, _) in enumerate(rows):
             matrix[i] = np.frombuffer(blob, dtype=ENCODING_DTYPE)
         return Encodings(tuple(row[0] for row in rows), matrix, version, tuple(row[2] for row in rows))
-
-    def encoder_counts(self) -> dict[str, int]:
-        return dict(self._read("SELECT encoder, COUNT(*) FROM photos GROUP BY encoder"))
-
-    def setting(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM settings WHERE key=?", (key,))
-        return rows[0][0] if rows else None
-
-    # --- writing (each method is one transaction) -----------------------------------------
-    def add_person(self, name: str) -> Person:
-        """Create ``name`` with no photos; raises if the name is invalid or taken."""
-        name = validate_name(name)
-        with self._writing() as db:
-            if self._find_id(db, name) is not None:
-                raise GalleryError(f"{name!r} is already in the gallery")
-            db.execute("INSERT INTO people(name, key, created) VALUES (?, ?, ?)", (name, name_key(name), time.time()))
-        return self.require(name)
-
-    def add_photos(self, name: str, photos: Sequence[NewPhoto], create: bool = True) -> list[int]:
-        """Store ``photos`` for ``name`` (created if absent and ``create``) atomically; their ids."""
-        name = validate_name(name)
-        check_encodings([photo.encoding for photo in photos], [photo.source for photo in photos])
-        with self._writing() as db:
-            person_id = self._find_id(db, name)
-            if person_id is None:
-                if not create:
-                    raise GalleryError(f"nobody called {name!r} in the gallery")
-                person_id = db.execute(
-                    "INSERT INTO people(name, key, created) VALUES (?, ?, ?)", (name, name_key(name), time.time())
-                ).lastrowid
-            ids = self._insert_photos(db, person_id, photos)
-        return ids
-
-    def rename(self, old: str, new: str) -> Person:
-        """Give ``old`` the name ``new`` (a change of case or accents only is fine); the old
-        name is erased."""
-        new = validate_name(new)
-        with self._writing(erases=True) as db:
-            person_id = self._find_id(db, old)
-            if person_id is None:
-                raise GalleryError(f"nobody called {old!r} in the gallery")
-            other = self._find_id(db, new)
-            if other is not None and other != person_id:
-                raise GalleryError(f"{new!r} is already in the gallery")
-            db.execute("UPDATE people SET name=?, key=? WHERE id=?", (new, name_key(new), person_id))
-        return self.require(new)
-
-    def forget(self, name: str) -> int:
-        """Delete ``name`` with every photo and encoding, leaving nothing recoverable; the number
-        of photos deleted."""
-        with self._writing(erases=True) as db:
-            person_id = self._find_id(db, name)
-            if person_id is None:
-                raise GalleryError(f"nobody called {name.strip()!r} in the gallery")
-            deleted = db.execute("DELETE FROM photos WHERE person_id=?", (person_id,)).rowcount
-            db.execute("DELETE FROM people WHERE id=?", (person_id,))
-        return deleted
-
-    def delete_photo(self, photo_id: int) -> None:
-        with self._writing(erases=True) as db:
-            if db.execute("DELETE FROM photos WHERE id=?", (photo_id,)).rowcount == 0:
-                raise GalleryError(f"no photo {photo_id} in the gallery")
-
-    def replace_encodings(self, encodings: dict[int, np.ndarray], encoder: str) -> None:
-        """Give the photos ``encodings`` (photo id -> new encoding) made by ``encoder``, in one
-        transaction; the old encodings are erased."""
-        check_encodings(list(encodings.values()), [f"photo {photo_id}" for photo_id in encodings])
-        with self._writing(erases=True) as db:
-            for photo_id, encoding in encodings.items():
-                updated = db.execute(
-                    "UPDATE photos SET encoding=?, encoder=? WHERE id=?",
-                    (np.asarray(encoding, dtype=ENCODING_DTYPE).tobytes(), encoder, photo_id),
-                ).rowcount
-                if updated == 0:
-                    raise GalleryError(f"no photo {photo_id} in the gallery")
-
-    def set_setting(self, key: str, value: str) -> None:
-        if key == "version":
-            raise GalleryError("'version' is maintained by the gallery itself")
-        with self._writing() as db:
-            db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
 
     # --- internals -----------------------------------------------------------------------
     def _connection(self, create: bool) -> sqlite3.Connection | None:
@@ -292,27 +196,21 @@ class SqliteGallery(Gallery):
             db = self._connection(create=False)
             return [] if db is None else db.execute(sql, parameters).fetchall()
 
-    def _people(self, where: str, parameters: tuple) -> list[Person]:
-        rows = self._read(
-            "SELECT p.id, p.name, COUNT(ph.id), p.kind, p.first_seen, p.last_seen, p.visits FROM people p "
-            f"LEFT JOIN photos ph ON ph.person_id = p.id {where} GROUP BY p.id ORDER BY p.key, p.name",
-            parameters,
-        )
-        return [Person(*row) for row in rows]
-
     def _q(self, sql: str) -> str:
         return sql.replace("{t}", "")
 
     def _box_value(self, box: Box) -> str:
         return json.dumps([int(v) for v in box])
 
+    def _box_from(self, value: object) -> Box:
+        return Box(*json.loads(value))
+
+    def _unique_violations(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.IntegrityError,)
+
     def _encoding_value(self, encoding: np.ndarray) -> bytes:
         return np.asarray(encoding, dtype=ENCODING_DTYPE).tobytes()
 
-    @staticmethod
-    def _find_id(db: sqlite3.Connection, name: str) -> int | None:
-        row = db.execute("SELECT id FROM people WHERE key=?", (name_key(name),)).fetchone()
-        return None if row is None else row[0]
 
 
 
