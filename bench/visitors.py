@@ -28,33 +28,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import core  # noqa: E402,F401  (import-order guard before anything heavy)
 from bench.common import SHARED_DATA, shared_data_or_skip  # noqa: E402
 from bench.recognition import store_location  # noqa: E402
 from core.analysis import recognition  # noqa: E402
-from core.images import load_image  # noqa: E402
 from core.store.gallery import open_gallery  # noqa: E402
+from core.stream.synthetic import appearance_clip  # noqa: E402
 
 FACES = SHARED_DATA / "faces_identities"
 N_ENROLLED, N_STRANGERS = 20, 10
 STRANGER_PHOTOS, ENROLLED_PHOTOS = (1, 5, 9), (6, 8)
 FRAMES, GAP, SIDE = 24, 12, 200
 TARGETS = {"visitors": "10 +- 1", "returns_labelled": 0.9, "enrolled_made_visitors": 0}
-
-
-def appearance_frames(photo: Path, start: int) -> list[np.ndarray]:
-    tile = cv2.resize(load_image(photo), (SIDE, SIDE), interpolation=cv2.INTER_CUBIC)
-    frames = []
-    for i in range(FRAMES):
-        frame = np.full((480, 640, 3), 110, np.uint8)
-        x = 220 + int(60 * np.sin((start + i) / 9))
-        y = 140 + int(30 * np.sin((start + i) / 13))
-        frame[y : y + SIDE, x : x + SIDE] = tile
-        frames.append(frame)
-    return frames
 
 
 def main() -> int:
@@ -85,7 +72,7 @@ def main() -> int:
         frames = 0
         for k, (name, n, _) in enumerate(plan):
             last = None
-            for frame in appearance_frames(FACES / name / f"{n}.jpg", k * FRAMES):
+            for frame in appearance_clip(FACES / name / f"{n}.jpg", FRAMES, start=k * FRAMES, side=SIDE):
                 faces = pipeline.process(frame).faces
                 last = max(faces, key=lambda f: f.box.width).name if faces else last  # the appearance's person, not a face at the photo's edge
                 frames += 1

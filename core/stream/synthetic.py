@@ -44,6 +44,23 @@ def face_clip(
         yield frame
 
 
+def appearance_clip(photo: Path, n_frames: int, start: int = 0, blur_sigma: float = 0.0, side: int = 200) -> list[np.ndarray]:
+    """One person passing the camera: ``n_frames`` 640x480 BGR frames of ``photo`` at ``side`` px
+    (blurred by ``blur_sigma`` when > 0), drifting on a grey wall; ``start`` offsets the drift.
+    Several of them with empty frames between make a clip where each passage is a new track."""
+    tile = cv2.resize(load_image(photo), (side, side), interpolation=cv2.INTER_CUBIC)
+    if blur_sigma > 0:
+        tile = cv2.GaussianBlur(tile, (0, 0), blur_sigma)
+    frames = []
+    for i in range(n_frames):
+        frame = np.full((480, 640, 3), 110, np.uint8)
+        x = 220 + int(60 * np.sin((start + i) / 9))
+        y = 140 + int(30 * np.sin((start + i) / 13))
+        frame[y : y + side, x : x + side] = tile
+        frames.append(frame)
+    return frames
+
+
 def group_clip(
     photos: Sequence[Path],
     n_frames: int,

@@ -10,8 +10,8 @@ import pytest
 from core.analysis import recognition, visitors
 from core.cli import main
 from core.faces import Box
-from core.images import load_image
 from core.store.gallery import NewPhoto, open_gallery
+from core.stream.synthetic import appearance_clip
 from tests.conftest import shared_data
 
 
@@ -24,19 +24,6 @@ def no_jitter(monkeypatch):
 def lfw():
     root = shared_data("faces_identities")
     return sorted(p for p in root.iterdir() if p.is_dir())
-
-
-def appearance(photo, frames: int = 16, blur: bool = False) -> list[np.ndarray]:
-    tile = cv2.resize(load_image(photo), (200, 200), interpolation=cv2.INTER_CUBIC)
-    if blur:
-        tile = cv2.GaussianBlur(tile, (0, 0), 6)
-    out = []
-    for i in range(frames):
-        frame = np.full((480, 640, 3), 110, np.uint8)
-        x, y = 220 + int(40 * np.sin(i / 9)), 140
-        frame[y : y + 200, x : x + 200] = tile
-        out.append(frame)
-    return out
 
 
 def play(location: str, appearances: list[list[np.ndarray]]) -> tuple[list[str | None], recognition.RecognitionProcessor]:
@@ -62,8 +49,8 @@ def test_a_stranger_seen_twice_is_the_same_visitor_and_an_enrolled_person_never_
     enrolled, stranger = lfw[0], lfw[-1]
     with open_gallery(gallery_location) as gallery:
         recognition.enroll(gallery, "Known Person", [(f"{n}.jpg", enrolled / f"{n}.jpg") for n in (1, 2, 3)], largest_face=True)
-    shown, processor = play(gallery_location, [appearance(stranger / "1.jpg"), appearance(enrolled / "5.jpg"),
-                                                appearance(stranger / "6.jpg")])  # fmt: skip
+    shown, processor = play(gallery_location, [appearance_clip(stranger / "1.jpg", 16), appearance_clip(enrolled / "5.jpg", 16),
+                                                appearance_clip(stranger / "6.jpg", 16)])  # fmt: skip
     assert shown == [("Visitor 1", True), ("Known Person", False), ("Visitor 1", True)]
     with open_gallery(gallery_location) as gallery:
         (visitor,) = gallery.visitors()
@@ -71,15 +58,16 @@ def test_a_stranger_seen_twice_is_the_same_visitor_and_an_enrolled_person_never_
         assert [p.name for p in gallery.people()] == ["Known Person"]
         named = gallery.name_visitor("Visitor 1", "Now Known")  # one step from the People page
         assert named.kind == "person" and named.photos == visitor.photos
-    shown, _ = play(gallery_location, [appearance(stranger / "8.jpg")])
+    shown, _ = play(gallery_location, [appearance_clip(stranger / "8.jpg", 16)])
     assert shown == [("Now Known", False)]  # recognised by the name given
 
 
 def test_blurred_or_tiny_views_never_make_a_visitor(gallery_location, lfw):
     stranger = lfw[-2]
-    tiny = [cv2.resize(cv2.resize(f, (160, 120)), (640, 480)) for f in appearance(stranger / "1.jpg")]  # a face ~50 px, upscaled
-    one_good_frame = appearance(stranger / "2.jpg", blur=True)[:8] + appearance(stranger / "2.jpg", frames=1) + appearance(stranger / "2.jpg", blur=True)[:8]
-    shown, processor = play(gallery_location, [appearance(stranger / "1.jpg", blur=True), one_good_frame])
+    tiny = [cv2.resize(cv2.resize(f, (160, 120)), (640, 480)) for f in appearance_clip(stranger / "1.jpg", 16)]  # a face ~50 px, upscaled
+    one_good_frame = [*appearance_clip(stranger / "2.jpg", 8, blur_sigma=6), *appearance_clip(stranger / "2.jpg", 1, start=8),
+                      *appearance_clip(stranger / "2.jpg", 8, start=9, blur_sigma=6)]
+    shown, processor = play(gallery_location, [appearance_clip(stranger / "1.jpg", 16, blur_sigma=6), one_good_frame])
     assert [name for name, _ in shown] == [None, None] and processor.book.created == 0
     with open_gallery(gallery_location) as gallery:
         assert gallery.visitors() == []
@@ -140,7 +128,7 @@ def test_annotate_video_groups_the_strangers_of_a_file(tmp_path, lfw, capsys):
 
     stranger, other = lfw[-1], lfw[-3]
     blank = [np.full((480, 640, 3), 110, np.uint8)] * 12
-    frames = appearance(stranger / "1.jpg") + blank + appearance(other / "1.jpg") + blank + appearance(stranger / "6.jpg")
+    frames = appearance_clip(stranger / "1.jpg", 16) + blank + appearance_clip(other / "1.jpg", 16) + blank + appearance_clip(stranger / "6.jpg", 16)
     clip = write_video(frames, tmp_path / "clip.mp4", fps=15)
     db = str(tmp_path / "gallery.sqlite3")  # none yet: --visitors creates it
     code, lines, err = run_cli(capsys, "annotate-video", str(clip), str(tmp_path / "out.mp4"), "--visitors", "--gallery", db,
