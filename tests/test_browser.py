@@ -96,9 +96,28 @@ def test_every_page_opens_through_the_app_navigation_without_an_exception(page, 
 def test_home_page_lists_models_and_their_sources(page, server):
     page.goto(server[0])
     page.get_by_role("heading", name="Models").wait_for(timeout=60_000)
+    page.get_by_text("Every model, what it is used for", exact=False).click()
     table = page.locator('[data-testid="stDataFrame"]')
     table.wait_for(timeout=30_000)
     assert table.is_visible()
+    box = table.bounding_box()
+    assert box["height"] >= 36 * 10  # every row in view, not a small box that scrolls
+
+
+def test_home_page_fits_a_phone_with_its_page_cards_one_under_another(browser, server):
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        phone.goto(server[0])
+        phone.get_by_role("heading", name="Models").wait_for(timeout=60_000)
+        links = phone.locator('[data-testid="stPageLink"]')
+        links.nth(4).wait_for(timeout=30_000)
+        boxes = [links.nth(i).bounding_box() for i in range(links.count())]
+        assert len(boxes) == 5
+        assert all(b["x"] + b["width"] <= 390 for b in boxes)
+        assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes) and len({round(b["y"]) for b in boxes}) == 5
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+    finally:
+        phone.close()
 
 
 def test_photo_page_analyses_an_uploaded_photo_and_offers_its_json(page, server):
