@@ -394,3 +394,42 @@ def test_pair_report_scores_every_pair_and_finds_a_mislabelled_photo(gallery):
     (suspect,) = report.suspects
     a2 = gallery.photos("A")[2].id
     assert suspect[:3] == (a2, "A", "B") and suspect[4] < suspect[3]
+
+
+def test_a_photo_already_enrolled_for_anybody_is_refused_saying_for_whom_and_the_others_go_through(gallery, people):
+    blair = people["Tony Blair"]
+    assert enroll(gallery, "Tony Blair", [("1.jpg", blair[0])]).written
+    upload = [("same file.jpg", blair[0]), ("saved as png.png", png_bytes(cv2.imread(str(blair[0])))), ("2.jpg", blair[1]), ("2 again.jpg", blair[1].read_bytes())]
+    result = enroll(gallery, "Gordon Brown", upload)
+    reasons = [photo.reason for photo in result.photos]
+    assert reasons == ["This photo is already enrolled for Tony Blair."] * 2 + [None, "This photo is already in this upload (2.jpg)."]
+    assert [photo.accepted for photo in result.photos] == [False, False, True, False] and result.written
+    assert [photo.source for photo in gallery.photos("Gordon Brown")] == ["2.jpg"]  # another photo of him is no duplicate
+    assert [photo.source for photo in gallery.photos("Tony Blair")] == ["1.jpg"]
+
+
+def test_a_snapshot_is_enrolled_with_the_faces_found_when_it_was_previewed(gallery, two_face_frame, monkeypatch):
+    snapshot = recognition.Snapshot.of(two_face_frame)
+    assert len(snapshot.faces) == 2
+    monkeypatch.setattr(recognition, "find_faces", lambda image: pytest.fail("the snapshot's faces were found again"))
+    asked = enroll(gallery, "Ann", [("live snapshot", snapshot)]).photos[0]
+    assert asked.needs_choice and asked.boxes == [face.box for face in snapshot.faces]
+    chosen = enroll(gallery, "Ann", [("live snapshot", snapshot)], face_indices={0: 1})
+    assert chosen.written and [photo.box for photo in gallery.photos("Ann")] == [snapshot.faces[1].box]
+    # What the preview showed decides, not another detection: a preview of one face enrolls it without asking.
+    one = recognition.Snapshot(two_face_frame, snapshot.faces[:1])
+    assert enroll(gallery, "Ben", [("live snapshot", one)]).photos[0].boxes == [snapshot.faces[0].box]
+
+
+def test_face_choices_are_numbered_in_badges_that_grow_with_the_photo_and_the_chosen_face_stands_out():
+    def colored_pixels(side: int, chosen: int | None) -> tuple[int, int]:
+        """(pixels of the choice colour, of the chosen colour) for two faces on a white photo."""
+        third = side // 3
+        boxes = [Box(third, third - 10, 2 * third, 10), Box(third, side - 10, 2 * third, 2 * third)]
+        drawn = recognition.draw_choices(np.full((side, side, 3), 255, np.uint8), boxes, chosen)
+        return tuple(int(np.all(drawn == color, axis=2).sum()) for color in (recognition.CHOICE_COLOR, recognition.CHOSEN_COLOR))
+
+    assert colored_pixels(1200, None)[0] > 10 * colored_pixels(300, None)[0]  # badges and boxes scale with the photo
+    assert colored_pixels(600, None)[1] == 0
+    plain, chosen = colored_pixels(600, 1)
+    assert chosen > plain  # the chosen face's thicker box in its own colour
