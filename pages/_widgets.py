@@ -1,4 +1,4 @@
-"""Widgets and resources shared by pages: the stream sidebar (Live, Video) and the gallery connection."""
+"""Widgets and resources shared by pages: the processor controls (Live, Video) and the gallery connection."""
 
 from collections.abc import Collection
 
@@ -29,9 +29,10 @@ def detector_radio(label: str, key: str, disabled: bool = False) -> str:
                     horizontal=True, key=key, disabled=disabled)
 
 
-def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list[str]:
+def processor_checkboxes(key_prefix: str, checked: Collection[str] = (), notes: dict | None = None) -> list[str]:
     """One checkbox per catalogued processor, disabled with its reason when it cannot run here;
-    returns the names ticked, in catalogue order."""
+    returns the names ticked, in catalogue order. With ``notes``, each ticked name gets a slot
+    right under its checkbox (an ``st.empty``), for what the page learns later (still loading)."""
     chosen = []
     for spec in processor_specs():
         reason = spec.unavailable()
@@ -45,6 +46,8 @@ def processor_checkboxes(key_prefix: str, checked: Collection[str] = ()) -> list
         )
         if ticked:
             chosen.append(spec.name)
+            if notes is not None:
+                notes[spec.name] = st.empty()
     if "recognition" in chosen:
         gallery_notices()
     return chosen

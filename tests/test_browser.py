@@ -241,7 +241,7 @@ def test_people_page_encodes_again_the_photos_of_another_encoder(page, server):
     with open_gallery(server[1].parent / "gallery.sqlite3") as gallery:  # as a gallery enrolled before SFace
         gallery.add_photos("Tony Blair", [NewPhoto("1.jpg", box, recognition.face_thumbnail(image, box), dlib_encoding, "dlib")])
     page.goto(f"{server[0]}/live")
-    page.locator('[data-testid="stSidebar"]').get_by_text("Recognition (names)").click(timeout=60_000)
+    page.locator('[data-testid="stMain"]').get_by_text("Recognition (names)").click(timeout=60_000)
     page.get_by_text(re.compile(r"1 enrolled photo\(s\) were encoded by another face encoder")).wait_for(timeout=60_000)
     page.goto(f"{server[0]}/people")
     page.get_by_text(re.compile(r"1 photo\(s\) were encoded by another face encoder")).wait_for(timeout=60_000)
@@ -328,7 +328,7 @@ def test_pages_say_when_there_is_no_face_and_when_nobody_is_enrolled(page, serve
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(blank)
     page.get_by_text("No face found in this photo.").wait_for(timeout=60_000)
     page.goto(f"{server[0]}/live")
-    page.locator('[data-testid="stSidebar"]').get_by_text("Recognition (names)", exact=True).click(timeout=60_000)
+    page.locator('[data-testid="stMain"]').get_by_text("Recognition (names)", exact=True).click(timeout=60_000)
     page.get_by_text("Nobody is enrolled yet: every face shows 'No match'.").wait_for(timeout=60_000)
     page.get_by_role("link", name="Enroll people on the People page").click()
     page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
@@ -443,7 +443,7 @@ def overlay_pixels(page, samples: int = 4) -> dict[str, int]:
 
 def tick(page, label: str, stage: str) -> None:
     """Tick a processor while streaming, and wait until the panel reports its stage on frames."""
-    page.locator('[data-testid="stSidebar"]').get_by_text(label, exact=True).click(timeout=60_000)
+    page.locator('[data-testid="stMain"]').get_by_text(label, exact=True).click(timeout=60_000)
     page.get_by_text(re.compile(rf"{stage} \d+\.\d ms")).wait_for(timeout=120_000)  # its models may load first
     page.wait_for_timeout(1000)
 
@@ -454,7 +454,7 @@ def test_live_page_streams_the_camera_annotated(page, server):
     start_stream(page)
     wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 30, "the live panel to report a face")
     wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 30, "the live panel to report fps > 0")
-    detection = page.locator('[data-testid="stSidebar"]').get_by_text("Face detection", exact=True)
+    detection = page.locator('[data-testid="stMain"]').get_by_text("Face detection", exact=True)
     detection.click()  # switched off while streaming: the next frames carry no face
     wait_until(lambda: metric(page, "Faces in view") == 0, 30, "faces to drop to 0 with detection off")
     detection.click()
@@ -507,12 +507,42 @@ def test_effects_ticked_while_streaming_follow_the_faces_and_blur_hides_them(pag
     before = max(color_pixels(received_frame(page), gold, 25) for _ in range(3))
     tick(page, "Face effects and privacy blur", "effects")
     wait_until(lambda: color_pixels(received_frame(page), gold, 25) > before + 300, 30, "the crown in the received video")
-    choices = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"] input')
+    choices = page.locator('[data-testid="stMain"] [data-testid="stMultiSelect"] input')
     for _ in range(2):  # Backspace removes the last chosen effect: crown, then sunglasses
         choices.click()
         page.keyboard.press("Backspace")
         page.wait_for_timeout(1500)  # the rerun
     choices.click()
+# Keeps every camera stream the page opens, so a test can stop it as an unplugged camera would.
+KEEP_CAMERA_STREAMS = """
+const open = navigator.mediaDevices && navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+if (open) navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const stream = await open(constraints);
+    (window.cameraStreams = window.cameraStreams || []).push(stream);
+    return stream;
+};
+"""
+
+
+@needs_webrtc
+def test_a_stream_whose_camera_stops_says_so_and_restarts_with_one_button(page, server):
+    page.add_init_script(KEEP_CAMERA_STREAMS)
+    page.goto(f"{server[0]}/live")
+    start_stream(page)
+    wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 60, "the live panel to report fps > 0")
+    webrtc_component(page).locator("video").first.evaluate(
+        "() => window.cameraStreams.forEach(s => s.getTracks().forEach(t => t.stop()))")  # the camera is unplugged
+    restart = page.get_by_role("button", name="Restart the stream")
+    restart.wait_for(timeout=30_000)
+    assert page.get_by_text(re.compile("The video stream (ended|stopped)")).count() == 1
+    assert metric(page, "Frames per second") is None  # no stale numbers
+    restart.click()
+    wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 90, "the restarted stream to be processed again")
+    assert restart.count() == 0
+    webrtc_component(page).get_by_role("button", name=re.compile("stop", re.I)).wait_for(timeout=10_000)  # STOP is the user's again
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
     page.keyboard.type("Blur")
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
@@ -547,12 +577,12 @@ def test_a_painting_the_user_uploads_becomes_the_live_style(page, server):
     painting = np.zeros((200, 200, 3), np.uint8)
     painting[:, ::10] = (0, 60, 255)  # thin stripes on black: the painted video turns dark, the camera's wall is mid-grey
     page.goto(f"{server[0]}/live")
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_text("Style (paint the video)", exact=True).click(timeout=60_000)
-    sidebar.get_by_text("A painting", exact=True).click(timeout=60_000)
-    sidebar.get_by_role("combobox").last.click()  # the painting list: the examples, then Upload...
+    controls = page.locator('[data-testid="stMain"]')  # the Live page's controls sit beside the video
+    controls.get_by_text("Style (paint the video)", exact=True).click(timeout=60_000)
+    controls.get_by_text("A painting", exact=True).click(timeout=60_000)
+    controls.get_by_role("combobox").last.click()  # the painting list: the examples, then Upload...
     page.get_by_role("option", name="Upload...").click(timeout=30_000)
-    sidebar.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+    controls.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
         {"name": "stripes.png", "mimeType": "image/png", "buffer": png(painting)})
     start_stream(page)
 
@@ -623,7 +653,7 @@ def test_visitors_remembered_while_streaming_are_named_from_the_people_page(page
     start_stream(page)
     wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 60, "the live panel to report a face")
     tick(page, "Recognition (names)", "recognition")
-    page.locator('[data-testid="stSidebar"]').get_by_text("Remember visitors", exact=True).click()
+    page.locator('[data-testid="stMain"]').get_by_text("Remember visitors", exact=True).click()
 
     def visitors() -> list:
         if not path.exists():
