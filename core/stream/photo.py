@@ -17,12 +17,14 @@ from core.analysis.processors import build_processors
 from core.faces import FrameResult
 from core.stream.pipeline import FramePipeline, PipelineConfig
 
+PHOTO_MIN_WIDTH = 720  # a smaller photo is shown enlarged to this width, so its captions can be read
+
 
 def photo_pipeline(detector: str = DEFAULT_DETECTOR, options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[FramePipeline, dict[str, str]]:
     """A pipeline for unrelated still images (no tracking) running every processor that can run
     here; returns it with {processor name: why it cannot run} for the others."""
     processors, unavailable = build_processors(options=options)
-    return FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=False, numbered=True)), unavailable
+    return FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=False, numbered=True, min_width=PHOTO_MIN_WIDTH)), unavailable
 
 
 def style_pipeline(style_options: Mapping[str, Any], tracking: bool) -> FramePipeline:

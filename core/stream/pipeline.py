@@ -45,6 +45,7 @@ class PipelineConfig:
     tracking: bool = True
     overlays: bool = True  # boxes, keypoints and captions drawn (off: the picture alone, e.g. styled)
     numbered: bool = False  # each face's number drawn on its box (a photo's table rows, 1, 2, ...)
+    min_width: int = 0  # a narrower frame is drawn enlarged to this width (a small photo's captions stay legible)
 
 
 _track_ids = itertools.count(1)  # shared by every tracker: ids are unique across streams
@@ -228,7 +229,7 @@ class FramePipeline:
         with self._config_lock:
             config = self.config
         result = self._process(frame_bgr, config)
-        out = self._run_stage("draw", result, lambda: draw_result(frame_bgr, result, config.overlays, config.numbered), timed=True)
+        out = self._run_stage("draw", result, lambda: draw_result(frame_bgr, result, config.overlays, config.numbered, config.min_width), timed=True)
         if out is None:
             out = frame_bgr
         self.stats.record(result, (time.perf_counter() - start) * 1000)
