@@ -1,6 +1,7 @@
 """People: the gallery that recognition names faces from (enroll, choose faces, rename, delete, tolerance)."""
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 import streamlit as st
@@ -8,6 +9,8 @@ import streamlit as st
 from core.analysis.recognition import (
     ENCODERS,
     Enrollment,
+    PhotoSource,
+    Snapshot,
     active_encoder,
     draw_choices,
     enroll,
@@ -17,46 +20,151 @@ from core.analysis.recognition import (
     reencode_gallery,
     set_gallery_tolerance,
 )
+from core.faces import Box
 from core.images import load_image
-from core.store.gallery import GalleryError, GalleryUnavailable
+from core.store.gallery import GalleryError, GalleryUnavailable, Person, Photo
 from pages._widgets import app_gallery
 
-
-def show_outcomes(enrollment: Enrollment, sources: dict[str, object]) -> None:
-    """Each photo's face crop or the reason it was refused; several faces become a pending choice."""
-    for photo in enrollment.photos:
-        left, right = st.columns([1, 4])
-        if photo.accepted:
-            left.image(photo.thumbnail_jpeg, width=96)
-            right.text(f"{photo.source}: accepted")
-        else:
-            right.text(photo.source)
-            right.warning(photo.reason)
-            if photo.needs_choice:
-                st.session_state.pending_choices.append((enrollment.name, photo.source, sources[photo.source], photo.boxes))
-    if enrollment.written:
-        st.success(f"{enrollment.accepted} photo(s) saved for {enrollment.name}.")
-    elif not any(photo.needs_choice for photo in enrollment.photos):
-        st.error("Nothing was saved: no photo was usable.")
-    if any(photo.needs_choice for photo in enrollment.photos):
-        st.info("Some photos show several faces: pick the face to enroll under 'Photos with several faces' below.")
+CARDS_PER_ROW = 3
 
 
-def run_enrollment(name: str, photos: list[tuple[str, object]], face_indices: dict[int, int] | None = None, later: bool = False) -> bool:
-    """Enroll; whether anything was saved or is waiting for a face choice. Each photo's outcome is
-    shown now, or, ``later``, after the rerun that follows a save (the form is cleared by then)."""
+class Choice(NamedTuple):
+    """A photo showing several faces, waiting for the user to pick the one to enroll (or to skip it)."""
+
+    id: int
+    person: str
+    source: str
+    data: PhotoSource  # what is enrolled: the upload's bytes, or a live Snapshot
+    image: np.ndarray  # what is shown (BGR)
+    boxes: list[Box]
+
+
+def run_enrollment(name: str, photos: list[tuple[str, PhotoSource]], place: str, face_indices: dict[int, int] | None = None) -> bool:
+    """Enroll, keep what became of each photo to be said at ``place`` after the rerun that follows,
+    and queue the photos showing several faces for a choice; whether anything was saved or queued."""
     try:
         with st.spinner("Finding and encoding the faces..."):
             enrollment = enroll(gallery, name, photos, face_indices)
     except GalleryError as error:
-        st.error(f"Nothing was saved: {error}")
+        st.session_state.enroll_outcome = (place, f"Nothing was saved: {error}")
         return False
-    kept = enrollment.written or any(photo.needs_choice for photo in enrollment.photos)
-    if later and kept:
-        st.session_state.enroll_outcome = (enrollment, dict(photos))
-    else:
-        show_outcomes(enrollment, dict(photos))
-    return kept
+    for (_, data), photo in zip(photos, enrollment.photos):
+        if photo.needs_choice:
+            st.session_state.choice_serial = serial = st.session_state.get("choice_serial", 0) + 1
+            image = data.image if isinstance(data, Snapshot) else load_image(data)
+            st.session_state.pending_choices.append(Choice(serial, enrollment.name, photo.source, data, image, photo.boxes))
+    st.session_state.enroll_outcome = (place, enrollment)
+    return enrollment.written or any(photo.needs_choice for photo in enrollment.photos)
+
+
+def show_outcome(place: str) -> None:
+    """What the last enrollment started at ``place`` did: each photo's face crop, accepted or why not."""
+    if st.session_state.get("enroll_outcome", ("",))[0] != place:
+        return
+    outcome: Enrollment | str = st.session_state.pop("enroll_outcome")[1]
+    if isinstance(outcome, str):
+        st.error(outcome)
+        return
+    for photo in outcome.photos:
+        left, right = st.columns([1, 4])
+        if photo.thumbnail_jpeg:
+            left.image(photo.thumbnail_jpeg, width=96)
+        if photo.accepted:
+            right.text(f"{photo.source}: accepted")
+        else:
+            right.text(photo.source)
+            right.warning(photo.reason)
+    choosing = any(photo.needs_choice for photo in outcome.photos)
+    if outcome.written:
+        st.success(f"{outcome.accepted} photo(s) saved for {outcome.name}.")
+        st.toast(f"Saved: {outcome.name}")
+    elif not choosing:
+        st.error("Nothing was saved: no photo was usable.")
+    if choosing:
+        st.info("Some photos show several faces: pick the face to enroll just below.")
+
+
+def face_chooser(choice: Choice) -> None:
+    """The faces of one photo, numbered, the picked one highlighted; Enroll or Skip takes it away."""
+    with st.container(border=True):
+        st.text(f"{choice.source} for {choice.person}: which face is theirs?")
+        picked = st.radio("Face", list(range(len(choice.boxes))), format_func=lambda i: f"face {i + 1}", horizontal=True,
+                          key=f"pick_{choice.id}")  # fmt: skip
+        st.image(draw_choices(choice.image, choice.boxes, picked), channels="BGR", width=480)
+        with st.container(horizontal=True):
+            enrolling = st.button("Enroll this face", key=f"choose_{choice.id}", type="primary")
+            skipping = st.button("Skip this photo", key=f"skip_{choice.id}")
+        if enrolling or skipping:
+            st.session_state.pending_choices = [other for other in st.session_state.pending_choices if other.id != choice.id]
+            if enrolling:
+                run_enrollment(choice.person, [(choice.source, choice.data)], "upload", {0: picked})
+            st.rerun()  # the outcome is said there, and this chooser is gone
+
+
+def live_snapshot(image: np.ndarray, seen_at: float, keep: bool) -> tuple[float, Snapshot]:
+    """The Live frame previewed here, with its faces found once (per frame, by when it was seen) so
+    that the preview and its enrollment agree; ``keep``: the one previewed before, though a newer
+    frame came (the user enrolls the frame they saw)."""
+    shown = st.session_state.get("live_snapshot")
+    if shown is None or (not keep and shown[0] != seen_at):
+        shown = st.session_state.live_snapshot = (seen_at, Snapshot.of(image))
+    return shown
+
+
+def change(action, *args, done: str, open_after: str | None = None) -> None:
+    """Run a gallery change, then rerun saying what happened, with ``open_after``'s card open
+    (on a refusal, the card the change came from); another page may have changed or deleted
+    the person meanwhile."""
+    try:
+        action(*args)
+        st.session_state.people_outcome = (True, done)
+    except GalleryError as error:
+        st.session_state.people_outcome = (False, f"Nothing changed: {error}")
+        open_after = st.session_state.get("people_open")
+    st.session_state.people_open = open_after
+    st.session_state.people_edition = st.session_state.get("people_edition", 0) + 1
+    st.rerun()
+
+
+def person_card(person: Person) -> None:
+    """A person's card: their first face crop, name and number of photos; Manage opens the rest."""
+    try:
+        photos = gallery.photos(person.name)
+    except GalleryError:
+        return  # deleted by another page since people() was read
+    with st.container(border=True):
+        avatar, about = st.columns([1, 2], vertical_alignment="center")
+        if photos:
+            avatar.image(photos[0].thumbnail_jpeg, width=72)
+        about.markdown(f"**{person.name}**")  # names hold no markdown characters (validate_name)
+        about.caption(f"{len(photos)} photo(s)")
+        edition = st.session_state.get("people_edition", 0)  # new after every change: the open card is the changed one
+        if st.toggle("Manage", value=st.session_state.get("people_open") == person.name, key=f"manage_{person.id}_{edition}"):
+            manage(person, photos, edition)
+
+
+def manage(person: Person, photos: list[Photo], edition: int) -> None:
+    """A person's photos (each with Remove), Rename with its button, and Delete after a confirmation."""
+    columns = st.columns(2)  # a card is a third of the page wide
+    for i, photo in enumerate(photos):
+        with columns[i % 2]:
+            st.image(photo.thumbnail_jpeg, width="stretch")
+            st.caption(photo.source[:40])
+            if st.button("Remove", key=f"remove_{photo.id}"):
+                change(gallery.delete_photo, photo.id, done=f"Removed a photo of {person.name}.", open_after=person.name)
+    # Keyed by the name and the edition: a box shows the stored name again after any change,
+    # a refused rename included, and after another page renamed the person.
+    new_name = st.text_input("Rename to", value=person.name, max_chars=100, key=f"rename_{person.id}_{person.name}_{edition}")
+    # Never disabled: a box's new text reaches the server with the click itself (on blur), not before.
+    if st.button("Rename", key=f"rename_do_{person.id}"):
+        st.session_state.people_open = person.name
+        if new_name.strip() == person.name:
+            st.info("Type the new name in the box first.")
+        else:
+            change(gallery.rename, person.name, new_name, done=f"Renamed {person.name} to {new_name.strip()}.", open_after=new_name.strip())
+    confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
+    if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
+        change(gallery.forget, person.name, done=f"Deleted {person.name} with every photo and encoding.")
 
 
 st.title("People")
@@ -112,23 +220,27 @@ with st.form(f"enroll_{form}"):
                                key=f"enroll_photos_{form}")  # fmt: skip
     submitted = st.form_submit_button("Save")
 if submitted:
-    saved = False
     if not name.strip():
         st.error("Nothing was saved: type the person's name first (your photos are kept).")
     elif uploads:
-        saved = run_enrollment(name, [(f.name, f.getvalue()) for f in uploads], later=True)
+        if run_enrollment(name, [(f.name, f.getvalue()) for f in uploads], "upload"):
+            st.session_state.enroll_form = form + 1  # the next run shows an empty form
+        st.rerun()
     else:
         try:
-            gallery.add_person(name)
-            saved = True
+            person = gallery.add_person(name)
         except GalleryError as error:
             st.error(f"Nothing was saved: {error}")
-    if saved:
-        st.session_state.enroll_form = form + 1  # the next run shows an empty form
-        st.toast(f"Saved: {name.strip()}")
-        st.rerun()
-elif "enroll_outcome" in st.session_state:
-    show_outcomes(*st.session_state.pop("enroll_outcome"))
+        else:
+            st.session_state.enroll_form = form + 1
+            st.session_state.people_outcome = (True, f"Saved {person.name}, with no photo yet: add some to have them recognised.")
+            st.session_state.people_open = person.name
+            st.rerun()
+show_outcome("upload")
+if st.session_state.pending_choices:
+    st.subheader("Photos with several faces: pick one")
+    for choice in list(st.session_state.pending_choices):
+        face_chooser(choice)
 
 st.subheader("Enroll the face on the Live page")
 live = st.session_state.get("live_stream")
@@ -136,86 +248,38 @@ latest = live.latest() if live is not None else None
 if latest is None:
     st.info("Start the camera on the Live page: the face it shows can then be enrolled here under a name.")
 else:
-    age_s = time.monotonic() - latest.seen_at
-    when = "now" if age_s < 2 else f"{age_s:.0f} s ago (the camera stops when you leave the Live page)"
-    st.image(draw_choices(latest.image, [f.box for f in latest.faces]), channels="BGR", width=480,
-             caption=f"Last frame of the Live page, {when}: {len(latest.faces)} face(s)")
+    preview = st.empty()  # filled once the form says whether the frame shown before is being enrolled
     with st.form("enroll_live"):
         live_name = st.text_input("Name", max_chars=100, key="live_name")
-        if st.form_submit_button("Enroll the face in this frame"):
-            run_enrollment(live_name, [("live snapshot", live.latest().image)])
-
-if st.session_state.pending_choices:
-    st.subheader("Photos with several faces: pick one")
-    for number, (person, source, data, boxes) in enumerate(list(st.session_state.pending_choices)):
-        st.text(f"{source} for {person}")
-        picked = st.radio("Face", list(range(len(boxes))), format_func=lambda i: f"face {i + 1}", horizontal=True, key=f"pick_{number}")
-        image = data if not isinstance(data, bytes) else load_image(data)
-        st.image(draw_choices(image, boxes), channels="BGR", width=480)
-        if st.button("Enroll this face", key=f"choose_{number}"):
-            st.session_state.pending_choices.pop(number)
-            run_enrollment(person, [(source, data)], {0: picked})
-            break  # the list changed: the other choices show again on the next run
-        if st.button("Skip this photo", key=f"skip_{number}"):
-            st.session_state.pending_choices.pop(number)
-            st.rerun()
+        enroll_live = st.form_submit_button("Enroll the face in this frame")
+    seen_at, snapshot = live_snapshot(latest.image, latest.seen_at, keep=enroll_live)
+    age_s = time.monotonic() - seen_at
+    when = "now" if age_s < 2 else f"{age_s:.0f} s ago (the camera stops when you leave the Live page)"
+    preview.image(draw_choices(snapshot.image, [face.box for face in snapshot.faces]), channels="BGR", width=480,
+                  caption=f"Last frame of the Live page, {when}: {len(snapshot.faces)} face(s)")  # fmt: skip
+    if enroll_live:
+        run_enrollment(live_name, [("live snapshot", snapshot)], "live")
+        st.rerun()
+    show_outcome("live")
 
 st.subheader("Gallery")
 people = gallery.people()
-if not people:
-    st.info("Nobody yet: add a person with a few photos above.")
 outcome = st.session_state.pop("people_outcome", None)  # what the last change did, said after its rerun
 if outcome is not None:
     (st.success if outcome[0] else st.error)(outcome[1])
     if outcome[0]:
         st.toast(outcome[1])
-edition = st.session_state.get("people_edition", 0)  # new after every change: boxes show what is stored
-
-
-def change(action, *args, done: str, open_after: str | None = None) -> None:
-    """Run a gallery change, then rerun saying what happened, with ``open_after``'s section open
-    (on a refusal, the section the change came from); another page may have changed or deleted
-    the person meanwhile."""
-    try:
-        action(*args)
-        st.session_state.people_outcome = (True, done)
-    except GalleryError as error:
-        st.session_state.people_outcome = (False, f"Nothing changed: {error}")
-        open_after = st.session_state.get("people_open")
-    st.session_state.people_open = open_after
-    st.session_state.people_edition = edition + 1
-    st.rerun()
-
-
-for person in people:
-    opened = st.session_state.get("people_open") == person.name
-    with st.expander(f"{person.name} · {person.photos} photo(s)", expanded=opened):
-        try:
-            photos = gallery.photos(person.name)
-        except GalleryError:
-            continue  # deleted by another page since people() was read
-        columns = st.columns(6)
-        for i, photo in enumerate(photos):
-            with columns[i % 6]:
-                st.image(photo.thumbnail_jpeg, width=96)
-                st.text(photo.source[:40])
-                if st.button("Remove", key=f"remove_{photo.id}"):
-                    st.session_state.people_open = person.name
-                    change(gallery.delete_photo, photo.id, done=f"Removed a photo of {person.name}.", open_after=person.name)
-        # Keyed by the name and the edition: a box shows the stored name again after any change,
-        # a refused rename included, and after another page renamed the person.
-        name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
-        new_name = name_column.text_input("Rename to", value=person.name, max_chars=100, key=f"rename_{person.id}_{person.name}_{edition}")
-        # Never disabled: a box's new text reaches the server with the click itself (on blur), not before.
-        if button_column.button("Rename", key=f"rename_do_{person.id}"):
-            st.session_state.people_open = person.name
-            if new_name.strip() == person.name:
-                st.info("Type the new name in the box first.")
-            else:
-                change(gallery.rename, person.name, new_name, done=f"Renamed {person.name} to {new_name.strip()}.", open_after=new_name.strip())
-        confirm = st.checkbox("Yes, delete every photo and encoding of this person", key=f"confirm_{person.id}")
-        if st.button("Delete person", key=f"delete_{person.id}", disabled=not confirm, type="primary"):
-            change(gallery.forget, person.name, done=f"Deleted {person.name} with every photo and encoding.")
+if not people:
+    st.info("Nobody yet: add a person with a few photos above.")
+else:
+    query = st.text_input("Search people", key="people_search", placeholder="Part of a name").strip().casefold()
+    found = [person for person in people if query in person.name.casefold()]
+    if not found:
+        st.info("No one matches: clear the search to see everybody.")
+    for row in range(0, len(found), CARDS_PER_ROW):
+        for column, person in zip(st.columns(CARDS_PER_ROW), found[row : row + CARDS_PER_ROW]):
+            with column:
+                person_card(person)
 with st.expander("How well recognition tells the enrolled people apart"):
     report = pair_report(gallery.encodings(encoder.name), tolerance, {person.name for person in people})
     if not len(report.same) or not len(report.different):

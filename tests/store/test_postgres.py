@@ -193,7 +193,8 @@ def test_the_people_page_lists_a_shared_gallery_and_says_when_it_is_unavailable(
         jpeg = cv2.imencode(".jpg", np.full((32, 32, 3), 128, np.uint8))[1].tobytes()
         gallery.add_photos("Ada Lovelace", [NewPhoto("a.jpg", Box(0, 9, 9, 0), jpeg, np.zeros(128), recognition.active_encoder())])
     page = people_page(monkeypatch, url)
-    assert any("Ada Lovelace" in expander.label for expander in page.expander)
+    assert "**Ada Lovelace**" in [markdown.value for markdown in page.markdown]  # her card
+    assert "1 photo(s)" in [caption.value for caption in page.caption]
     assert any("postgresql://postgres@" in caption.value for caption in page.caption)
     gone = f"postgresql://mallory:hunter2@/vision_lab?host={tmp_path / 'no-server-here'}"
     page = people_page(monkeypatch, gone)
