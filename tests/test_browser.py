@@ -513,6 +513,36 @@ def test_live_page_streams_the_camera_annotated(page, server):
         page.screenshot(path=os.environ["VISION_LAB_SCREENSHOT"])
 
 
+# Keeps every camera stream the page opens, so a test can stop it as an unplugged camera would.
+KEEP_CAMERA_STREAMS = """
+const open = navigator.mediaDevices && navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+if (open) navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const stream = await open(constraints);
+    (window.cameraStreams = window.cameraStreams || []).push(stream);
+    return stream;
+};
+"""
+
+
+@needs_webrtc
+def test_a_stream_whose_camera_stops_says_so_and_restarts_with_one_button(page, server):
+    page.add_init_script(KEEP_CAMERA_STREAMS)
+    page.goto(f"{server[0]}/live")
+    start_stream(page)
+    wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 60, "the live panel to report fps > 0")
+    webrtc_component(page).locator("video").first.evaluate(
+        "() => window.cameraStreams.forEach(s => s.getTracks().forEach(t => t.stop()))")  # the camera is unplugged
+    restart = page.get_by_role("button", name="Restart the stream")
+    restart.wait_for(timeout=30_000)
+    assert page.get_by_text(re.compile("The video stream (ended|stopped)")).count() == 1
+    assert metric(page, "Frames per second") is None  # no stale numbers
+    restart.click()
+    wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 90, "the restarted stream to be processed again")
+    assert restart.count() == 0
+    webrtc_component(page).get_by_role("button", name=re.compile("stop", re.I)).wait_for(timeout=10_000)  # STOP is the user's again
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 @needs_webrtc
 def test_every_ticked_processor_shows_in_the_video_the_browser_receives(page, server):
     """Pixel checks on the received video, not the panel: boxes, then age & gender captions (filled
@@ -561,36 +591,6 @@ def test_effects_ticked_while_streaming_follow_the_faces_and_blur_hides_them(pag
         page.keyboard.press("Backspace")
         page.wait_for_timeout(1500)  # the rerun
     choices.click()
-# Keeps every camera stream the page opens, so a test can stop it as an unplugged camera would.
-KEEP_CAMERA_STREAMS = """
-const open = navigator.mediaDevices && navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-if (open) navigator.mediaDevices.getUserMedia = async (constraints) => {
-    const stream = await open(constraints);
-    (window.cameraStreams = window.cameraStreams || []).push(stream);
-    return stream;
-};
-"""
-
-
-@needs_webrtc
-def test_a_stream_whose_camera_stops_says_so_and_restarts_with_one_button(page, server):
-    page.add_init_script(KEEP_CAMERA_STREAMS)
-    page.goto(f"{server[0]}/live")
-    start_stream(page)
-    wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 60, "the live panel to report fps > 0")
-    webrtc_component(page).locator("video").first.evaluate(
-        "() => window.cameraStreams.forEach(s => s.getTracks().forEach(t => t.stop()))")  # the camera is unplugged
-    restart = page.get_by_role("button", name="Restart the stream")
-    restart.wait_for(timeout=30_000)
-    assert page.get_by_text(re.compile("The video stream (ended|stopped)")).count() == 1
-    assert metric(page, "Frames per second") is None  # no stale numbers
-    restart.click()
-    wait_until(lambda: (metric(page, "Frames per second") or 0) > 0, 90, "the restarted stream to be processed again")
-    assert restart.count() == 0
-    webrtc_component(page).get_by_role("button", name=re.compile("stop", re.I)).wait_for(timeout=10_000)  # STOP is the user's again
-    assert page.locator('[data-testid="stException"]').count() == 0
-
-
     page.keyboard.type("Blur")
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
