@@ -3,7 +3,7 @@
 PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install postgres postgres-stop
+.PHONY: run test bench install postgres postgres-stop screenshots
 
 install:
 	scripts/install.sh
@@ -14,6 +14,11 @@ run: install
 test:
 	scripts/install.sh --test
 	scripts/loopback_netns.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# docs/*.png, as the newcomer's walk of the browser test sees each page
+screenshots:
+	scripts/install.sh --test
+	VISION_LAB_SCREENSHOTS=docs scripts/loopback_netns.sh .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_browser.py -k newcomer
 
 bench: install
 	.venv/bin/python bench/pipeline.py

@@ -508,9 +508,6 @@ def test_live_page_streams_the_camera_annotated(page, server):
     detection.click()
     wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 30, "faces to come back with detection on")
     assert page.locator('[data-testid="stException"]').count() == 0
-    if os.environ.get("VISION_LAB_SCREENSHOT"):
-        page.wait_for_timeout(2000)
-        page.screenshot(path=os.environ["VISION_LAB_SCREENSHOT"])
 
 
 # Keeps every camera stream the page opens, so a test can stop it as an unplugged camera would.
@@ -735,3 +732,85 @@ def test_visitors_remembered_while_streaming_are_named_from_the_people_page(page
         gallery.forget("Grace Hopper")  # no test relies on another's people
         gallery.forget_visitors(0)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def shoot(page, name: str) -> None:
+    """With ``VISION_LAB_SCREENSHOTS=folder`` (``make screenshots`` sets docs/), save the page as name.png there."""
+    folder = os.environ.get("VISION_LAB_SCREENSHOTS")
+    if folder:
+        page.wait_for_timeout(1500)  # let the page settle
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def go(page, title: str) -> None:
+    """Open a page through the sidebar's navigation, as a newcomer does, and wait for its heading."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+
+
+@needs_webrtc
+def test_a_newcomer_walks_home_people_live_photo_video_style_and_each_page_answers(page, server, tmp_path, face_photos):
+    """The first walk the Home page suggests, in one browser session: enroll two people from the
+    camera clip, see them named on Live (green boxes, not 'No match' red), in a Photo and in a
+    Video, then repaint a photo; each step's feedback is asserted."""
+    from core.store.gallery import open_gallery
+
+    people = [photo.parent.name.replace("_", " ") for photo in face_photos[:2]]  # both appear in the camera clip
+    try:
+        page.goto(server[0])
+        page.get_by_text("A first walk:").wait_for(timeout=60_000)
+        shoot(page, "home")
+        page.get_by_role("link", name="Open People").click()
+        page.get_by_role("heading", name="People").first.wait_for(timeout=60_000)
+        for person, first in zip(people, face_photos[:2]):
+            photos = [first.with_name(f"{n}.jpg") for n in (2, 3)]
+            page.get_by_label("Name", exact=True).first.fill(person)
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files([str(p) for p in photos])
+            for photo in photos:
+                page.get_by_text(photo.name, exact=True).first.wait_for(timeout=30_000)
+            page.get_by_role("button", name="Save").click()
+            page.get_by_text(f"2 photo(s) saved for {person}.").first.wait_for(timeout=120_000)
+            assert page.get_by_label("Name", exact=True).first.input_value() == ""  # the form is cleared for the next one
+        for person in people:
+            person_card(page, person).get_by_text("2 photo(s)", exact=True).wait_for(timeout=30_000)
+        shoot(page, "people")
+
+        go(page, "Live")
+        start_stream(page)
+        wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 90, "the live panel to report a face")
+        tick(page, "Recognition (names)", "recognition")
+        assert page.get_by_text("Nobody is enrolled yet").count() == 0
+        wait_until(lambda: color_pixels(received_frame(page), BOX_COLOR) > 300, 60, "a named (green) face in the received video")
+        shoot(page, "live")
+
+        go(page, "Photo")
+        photo = face_photos[0].with_name("4.jpg")
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+        wait_until(lambda: metric(page, "Faces") == 1, 180, "the Photo page to report the face")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download the JSON").click()
+        assert [face["name"] for face in json.loads(Path(download.value.path()).read_text())["faces"]] == [people[0]]
+        shoot(page, "photo")
+
+        go(page, "Video")
+        frames = list(face_clip([face_photos[1].with_name("5.jpg")], 30, size=(320, 240), face_side=160))
+        clip = write_video(frames, tmp_path / "visit.mp4", fps=15, audio_codec="aac")
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
+        page.get_by_role("button", name="Annotate").click(timeout=30_000)
+        page.get_by_text(re.compile(rf"recognised: {people[1]}")).wait_for(timeout=180_000)
+        page.get_by_role("button", name="Download the annotated video").wait_for(timeout=30_000)
+        shoot(page, "video")
+
+        go(page, "Style transfer")
+        for label in ("Size (longer side, px)", "Iterations"):  # the smallest run
+            page.get_by_role("slider", name=re.compile(rf"^{re.escape(label)}")).press("Home")
+        page.get_by_role("button", name="Run").click()
+        page.get_by_text(re.compile(r"iteration \d+ / \d+")).first.wait_for(timeout=120_000)  # progress that means something
+        page.get_by_role("button", name="Download PNG").wait_for(timeout=300_000)
+        shoot(page, "style")
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        with open_gallery(server[1].parent / "gallery.sqlite3") as gallery:
+            for person in people:
+                if person in {p.name for p in gallery.people()}:
+                    gallery.forget(person)
