@@ -1,4 +1,7 @@
-"""Video: annotate an uploaded video file with the chosen processors, then play and download it."""
+"""Video: annotate an uploaded video file with the chosen processors, then play and download it.
+
+The upload is checked at once and kept in the session's workspace, so it outlives a visit to
+another page and can be annotated again with other processors."""
 
 from pathlib import Path
 
@@ -7,7 +10,7 @@ import streamlit as st
 from core.analysis.processors import build_processors
 from core.store.gallery import default_gallery_location, shown
 from core.stream.pipeline import FramePipeline, PipelineConfig
-from core.stream.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace
+from core.stream.video import MAX_BYTES, MAX_SECONDS, VIDEO_SUFFIXES, VideoWorkspace, progress_text
 from pages._widgets import detector_radio, extra_options, processor_checkboxes
 
 # The server refuses uploads above server.maxUploadSize (200 MB unless configured) whatever a widget says.
@@ -24,8 +27,36 @@ if "video_workspace" not in st.session_state:
     st.session_state.video_workspace = VideoWorkspace()
 workspace: VideoWorkspace = st.session_state.video_workspace
 running = workspace.job is not None and workspace.job.state()["status"] == "running"
+# A new key gives an empty uploader: "Remove this video" empties it as well.
+uploader_key = f"video_upload_{st.session_state.setdefault('video_uploads_removed', 0)}"
 
-uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=max_upload_mb, disabled=running)
+
+def remove_video() -> None:
+    """Forget the kept video, and empty the uploader that may still show it."""
+    workspace.remove()
+    st.session_state.video_uploads_removed += 1
+
+
+def uploader_changed() -> None:
+    """The uploader's own ✕ removes the kept video too."""
+    if st.session_state[uploader_key] is None:
+        workspace.remove()
+
+
+uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=max_upload_mb, disabled=running,
+                            key=uploader_key, on_change=uploader_changed)  # fmt: skip
+if uploaded is not None and (workspace.upload is None or workspace.upload.file_id != uploaded.file_id):
+    with st.spinner(f"Checking {uploaded.name}..."):
+        workspace.keep(uploaded.file_id, uploaded.name, uploaded)
+kept = workspace.upload
+if kept is not None:
+    summary, remove = st.columns([5, 1], vertical_alignment="center")
+    if kept.info is None:
+        summary.error(kept.error)
+    else:
+        summary.info(kept.info.summary())
+    remove.button("Remove this video", on_click=remove_video, disabled=running)
+
 with st.sidebar:
     st.subheader("Processors")
     detector = detector_radio("Face detector", key="video_detector")
@@ -35,28 +66,29 @@ with st.sidebar:
     if "recognition" in chosen:
         st.caption(f"Names come from the gallery of the People page: `{shown(default_gallery_location())}`")
 
-if st.button("Annotate", type="primary", disabled=uploaded is None or running):
+usable = kept is not None and kept.info is not None
+if st.button("Annotate again" if workspace.job is not None else "Annotate", type="primary", disabled=not usable or running):
     with st.spinner("Loading the models..."):
         processors, unavailable = build_processors(chosen, options)
     if unavailable:
         st.error(" ".join(unavailable.values()))
     else:
-        pipeline = FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True, overlays=overlays))
-        uploaded.seek(0)
-        workspace.start(uploaded.name, uploaded, pipeline)
+        workspace.start(FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True, overlays=overlays)))
         st.rerun()
 
 
 @st.fragment(run_every=0.5 if running else None)
 def job_panel() -> None:
-    """Polls the background job: progress and Cancel while it runs, then the result."""
+    """Polls the background job: progress, the frame being annotated and Cancel while it runs, then the result."""
     job = workspace.job
     if job is None:
         return
     state = job.state()
     if state["status"] == "running":
         total = max(state["total_frames"], 1)
-        st.progress(min(state["done_frames"] / total, 1.0), text=f"Annotating: {state['done_frames']} / {state['total_frames']} frames")
+        st.progress(min(state["done_frames"] / total, 1.0), text=progress_text(state))
+        if state["preview"] is not None:
+            st.image(state["preview"], caption="The frame being annotated")
         if st.button("Cancel"):
             job.cancel()
         return
@@ -80,7 +112,7 @@ def job_panel() -> None:
         st.download_button(
             "Download the annotated video",
             data=output.read_bytes(),
-            file_name=f"{Path(workspace.upload_name).stem}-annotated.mp4",
+            file_name=f"{Path(job.name).stem}-annotated.mp4",
             mime="video/mp4",
         )
 

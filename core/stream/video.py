@@ -9,6 +9,8 @@ Invariants:
   otherwise re-encoded to AAC).
 - Bad input (not a video, no video stream, damaged, too large or too long) raises
   :class:`VideoError` with a sentence a person can act on; cancelling raises :class:`VideoCancelled`.
+  :func:`probe_video` makes the same checks in a moment (header, first frame, and the index of
+  the frames without decoding them), so an upload is judged before anything is annotated.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
+import cv2
 import numpy as np
 
 from core.stream.pipeline import FramePipeline
@@ -35,6 +39,9 @@ MIN_FPS, MAX_FPS = 0.5, 480  # outside this, a frame rate comes from a damaged h
 VIDEO_SUFFIXES = ("mp4", "mov", "m4v", "mkv", "webm", "avi", "mpeg", "mpg", "ts", "3gp")
 COPIED_AUDIO_CODECS = {"aac", "mp3", "mp3float"}  # MP4 holds these and every browser plays them
 VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+PREVIEW_EVERY_S = 0.5  # how often a job keeps its latest annotated frame
+PREVIEW_SIDE = 320  # the preview's longer side, in pixels
 
 Progress = Callable[[int, int], None]
 
@@ -109,6 +116,62 @@ def _expected_frames(container: av.container.InputContainer) -> int:
     return int(round(seconds * _frame_rate(stream))) if seconds else 0
 
 
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` found: enough for a one-line summary and a time estimate."""
+
+    name: str
+    seconds: float
+    frames: int  # video frames in the file, counted from its index
+    fps: float
+    width: int  # as shown, after the rotation metadata
+    height: int
+    audio: str | None  # the first audio stream's codec; None: silent
+
+    def summary(self) -> str:
+        """One line for a person: "clip.mp4: 12.0 s, 640x480, 25 fps, with sound"."""
+        sound = "with sound" if self.audio else "no sound"
+        return f"{self.name}: {self.seconds:.1f} s, {self.width}x{self.height}, {round(self.fps, 2):g} fps, {sound}"
+
+
+def probe_video(
+    src: str | Path, name: str | None = None, max_bytes: int = MAX_BYTES, max_seconds: float = MAX_SECONDS
+) -> VideoInfo:
+    """Check ``src`` as :func:`annotate_video` would, in a moment: its header, its first frame
+    decoded, and every frame read (not decoded) to the end, so a truncated file is caught.
+    Raises :class:`VideoError` naming the file ``name`` (else by its file name)."""
+    src = Path(src)
+    label = name or src.name
+    container = _open_input(src, label, max_bytes, max_seconds)
+    try:
+        stream = container.streams.video[0]
+        image: np.ndarray | None = None
+        frames, first_time, last_time = 0, None, None
+        for packet in container.demux(stream):
+            if image is None:
+                decoded = packet.decode()
+                image = upright(decoded[0]) if decoded else None
+            if packet.size == 0:  # the demuxer's end-of-stream marker, not a frame
+                continue
+            frames += 1
+            if packet.pts is not None:
+                moment = float(packet.pts * packet.time_base)
+                first_time = moment if first_time is None else min(first_time, moment)
+                last_time = moment if last_time is None else max(last_time, moment)
+        if image is None:
+            raise VideoError(f"{label}: no video frame could be decoded")
+        _check_complete(container, label, first_time, last_time, frames)
+        rate = float(_frame_rate(stream))
+        # What the frames span, not what the header says (raw streams' headers guess from the bit rate).
+        seconds = frames / rate if first_time is None else last_time - first_time + 1 / rate
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        return VideoInfo(label, round(seconds, 3), frames, rate, image.shape[1], image.shape[0], audio)
+    except av.FFmpegError as error:
+        raise VideoError(f"{label}: the video is damaged or truncated ({_ffmpeg_says(error)})") from error
+    finally:
+        container.close()
+
+
 @dataclass
 class _Writer:
     """The output container and its streams, set up from the input's first video frame."""
@@ -158,13 +221,14 @@ def annotate_video(
     max_bytes: int = MAX_BYTES,
     max_seconds: float = MAX_SECONDS,
     name: str | None = None,
+    on_frame: Callable[[np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """Annotate every frame of ``src`` with ``pipeline`` into the MP4 ``dst``; returns a summary.
     Messages call the input ``name`` (the uploaded file's own name), else by its file name.
 
     ``progress(done_frames, total_frames)`` is called after each frame (``total_frames`` is the
     container's count or estimate, never below ``done_frames``; the last call has them equal).
-    ``cancelled()`` is checked before each frame.
+    ``cancelled()`` is checked before each frame; ``on_frame(annotated_bgr)`` gets each annotated frame.
     """
     src, dst = Path(src), Path(dst)
     label = name or src.name
@@ -173,7 +237,7 @@ def annotate_video(
     # mkstemp would make it private (0600).
     partial = dst.with_name(f".{dst.stem}-{secrets.token_hex(6)}.partial.mp4")
     try:
-        summary = _transcode(container, label, partial, pipeline, progress, cancelled, max_seconds)
+        summary = _transcode(container, label, partial, pipeline, progress, cancelled, max_seconds, on_frame)
         partial.replace(dst)
     except av.FFmpegError as error:
         raise VideoError(f"{label}: the video is damaged or truncated ({_ffmpeg_says(error)})") from error
@@ -191,6 +255,7 @@ def _transcode(
     progress: Progress | None,
     cancelled: Callable[[], bool] | None,
     max_seconds: float,
+    on_frame: Callable[[np.ndarray], None] | None,
 ) -> dict[str, Any]:
     video_in = container.streams.video[0]
     rate = _frame_rate(video_in)
@@ -235,6 +300,8 @@ def _transcode(
                 tracks.update(face.track_id for face in result.faces if face.track_id is not None)
                 names.update(face.name for face in result.faces if face.name)
                 last_pts = _write_video(writer, annotated, frame, last_pts, done)
+                if on_frame is not None:
+                    on_frame(annotated)
                 done += 1
                 if progress is not None:
                     progress(done, max(expected, done))
@@ -265,13 +332,13 @@ def _transcode(
 
 
 def _check_complete(container: av.container.InputContainer, label: str, first: float | None, last: float | None,
-                    decoded_frames: int) -> None:  # fmt: skip
-    """Raise :class:`VideoError` when far fewer frames decode than the header counts, or they stop
-    well before the duration it announces."""
+                    frames: int) -> None:  # fmt: skip
+    """Raise :class:`VideoError` when far fewer frames are read than the header counts, or they stop
+    well before the duration it announces (``first``, ``last``: the earliest and latest frame times)."""
     counted = container.streams.video[0].frames
-    if counted and decoded_frames < 0.9 * counted - 1:
+    if counted and frames < 0.9 * counted - 1:
         raise VideoError(
-            f"{label}: only {decoded_frames} of the {counted} frames its header counts could be decoded:"
+            f"{label}: only {frames} of the {counted} frames its header counts could be read:"
             " the file is damaged or truncated (was the upload or copy interrupted?)"
         )
     announced = _duration_s(container)
@@ -328,7 +395,9 @@ class VideoJob:
 
     The UI polls :meth:`state`; ``status`` goes from "running" to exactly one of "done"
     (``result`` set), "cancelled" (also when it fails after being cancelled: its files were
-    removed under it) or "failed" (``error`` set, a sentence).
+    removed under it) or "failed" (``error`` set, a sentence). The state also says how long the
+    run has taken, about how long is left at its pace so far, and holds its latest annotated
+    frame (``preview``: RGB, at most PREVIEW_SIDE pixels, renewed every PREVIEW_EVERY_S seconds).
     """
 
     src: Path
@@ -340,10 +409,15 @@ class VideoJob:
     status: str = "running"
     result: dict[str, Any] | None = None
     error: str | None = None
+    preview: np.ndarray | None = None
+    _started: float | None = field(default=None, repr=False)  # time.monotonic() at start and at the end
+    _ended: float | None = field(default=None, repr=False)
+    _previewed: float = field(default=float("-inf"), repr=False)  # only the job's thread reads or writes it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def start(self) -> VideoJob:
+        self._started = time.monotonic()
         threading.Thread(target=self._run, name=f"annotate {self.src.name}", daemon=True).start()
         return self
 
@@ -351,12 +425,18 @@ class VideoJob:
         self._cancel.set()
 
     def state(self) -> dict[str, Any]:
-        """A consistent copy of the job's fields."""
+        """A consistent copy of the job's fields, with ``elapsed_s`` and ``remaining_s`` (None:
+        not known yet, before the first frame or when the file does not say how many it has)."""
         with self._lock:
+            elapsed = 0.0 if self._started is None else (self._ended or time.monotonic()) - self._started
+            done, total = self.done_frames, self.total_frames
             return {
                 "status": self.status,
-                "done_frames": self.done_frames,
-                "total_frames": self.total_frames,
+                "done_frames": done,
+                "total_frames": total,
+                "elapsed_s": elapsed,
+                "remaining_s": elapsed / done * (total - done) if 0 < done < total else None,
+                "preview": self.preview,
                 "result": self.result,
                 "error": self.error,
             }
@@ -365,9 +445,22 @@ class VideoJob:
         with self._lock:
             self.done_frames, self.total_frames = done, total
 
+    def _keep_preview(self, annotated_bgr: np.ndarray) -> None:
+        now = time.monotonic()
+        if now - self._previewed < PREVIEW_EVERY_S:
+            return
+        self._previewed = now
+        height, width = annotated_bgr.shape[:2]
+        scale = min(1.0, PREVIEW_SIDE / max(height, width))
+        small = cv2.resize(annotated_bgr, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        preview = np.ascontiguousarray(small[:, :, ::-1])  # a new array each time: readers never see it change
+        with self._lock:
+            self.preview = preview
+
     def _run(self) -> None:
         try:
-            result = annotate_video(self.src, self.dst, self.pipeline, self._progress, self._cancel.is_set, name=self.name or None)
+            result = annotate_video(self.src, self.dst, self.pipeline, self._progress, self._cancel.is_set,
+                                    name=self.name or None, on_frame=self._keep_preview)  # fmt: skip
             outcome = {"status": "done", "result": result}
         except VideoCancelled:
             outcome = {"status": "cancelled"}
@@ -376,49 +469,101 @@ class VideoJob:
         with self._lock:
             for key, value in outcome.items():
                 setattr(self, key, value)
+            self._ended = time.monotonic()
 
 
 def _reason(error: Exception) -> str:
     return str(error) if isinstance(error, VideoError) else f"{type(error).__name__}: {error}"
 
 
-class VideoWorkspace:
-    """One browser session's video files: a private temporary folder holding the latest run.
+def progress_text(state: dict[str, Any]) -> str:
+    """A running job's :meth:`VideoJob.state` in words: frames done, time taken, about how long is left."""
+    remaining = state["remaining_s"]
+    left = "estimating the time left" if remaining is None else f"about {_duration_words(max(remaining, 1))} left"
+    return (
+        f"Annotating: {state['done_frames']} / {state['total_frames']} frames · "
+        f"{_duration_words(state['elapsed_s'])} elapsed · {left}"
+    )
 
-    Starting a run cancels the previous one and deletes its files. The folder is removed, and a
-    running job cancelled, by :meth:`close`, when the workspace is garbage-collected (its
-    session's state is dropped), or when the process exits, whichever comes first.
+
+def _duration_words(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+
+
+@dataclass(frozen=True)
+class KeptVideo:
+    """The upload a :class:`VideoWorkspace` holds, and what :func:`probe_video` found in it."""
+
+    file_id: str  # the uploader's id of this upload: the same id is not probed twice
+    name: str  # the file's name as the user gave it
+    path: Path
+    info: VideoInfo | None  # None: unusable, and ``error`` says why (the file is not kept then)
+    error: str | None = None
+
+
+class VideoWorkspace:
+    """One browser session's video: a private temporary folder holding the kept upload and the
+    latest run on it, so both outlive the page and the upload can be annotated again.
+
+    :meth:`keep` replaces the upload (dropping any run on the previous one); :meth:`start`
+    cancels the previous run, deletes its files and annotates the kept upload again;
+    :meth:`remove` forgets both. The folder is removed, and a running job cancelled, by
+    :meth:`close`, when the workspace is garbage-collected (its session's state is dropped), or
+    when the process exits, whichever comes first.
     """
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="vision-lab-video-"))
+        self.upload: KeptVideo | None = None
         self.job: VideoJob | None = None
-        self.upload_name = ""  # the latest run's file name as the user gave it
         self._jobs: list[VideoJob] = []  # shared with the finalizer, which must not hold self
         self._runs = 0
         self._finalizer = weakref.finalize(self, _close_workspace, self.folder, self._jobs)
 
-    def start(self, upload_name: str, upload: BinaryIO, pipeline: FramePipeline) -> VideoJob:
-        """Save ``upload`` and start annotating it into ``annotated.mp4`` beside it."""
-        for job in self._jobs:
-            job.cancel()
-        self._jobs.clear()
-        for old in self.folder.iterdir():
-            shutil.rmtree(old, ignore_errors=True)
+    def keep(self, file_id: str, name: str, data: BinaryIO) -> KeptVideo:
+        """Save ``data`` (the file ``name``) as the workspace's video, in place of the previous one, and probe it."""
+        self.remove()
+        suffix = Path(name).suffix.lower()
+        path = self.folder / f"upload{suffix if suffix.lstrip('.') in VIDEO_SUFFIXES else ''}"
+        with open(path, "wb") as out:
+            shutil.copyfileobj(data, out, length=2**20)
+        try:
+            self.upload = KeptVideo(file_id, name, path, probe_video(path, name))
+        except VideoError as error:
+            path.unlink()
+            self.upload = KeptVideo(file_id, name, path, None, str(error))
+        return self.upload
+
+    def start(self, pipeline: FramePipeline) -> VideoJob:
+        """Annotate the kept video with ``pipeline`` into ``annotated.mp4`` in a new run folder."""
+        if self.upload is None or self.upload.info is None:
+            raise VideoError("there is no usable video to annotate: upload one first")
+        self._drop_run()
         self._runs += 1
         run = self.folder / f"run-{self._runs}"
         run.mkdir()
-        suffix = Path(upload_name).suffix.lower()
-        source = run / f"input{suffix if suffix.lstrip('.') in VIDEO_SUFFIXES else ''}"
-        with open(source, "wb") as out:
-            shutil.copyfileobj(upload, out, length=2**20)
-        self.upload_name = upload_name
-        self.job = VideoJob(source, run / "annotated.mp4", pipeline, upload_name)
+        self.job = VideoJob(self.upload.path, run / "annotated.mp4", pipeline, self.upload.name)
         self._jobs.append(self.job)
         return self.job.start()
 
+    def remove(self) -> None:
+        """Forget the kept video and its run: the run is cancelled and every file deleted."""
+        self._drop_run()
+        if self.upload is not None:
+            self.upload.path.unlink(missing_ok=True)
+        self.upload = None
+
     def close(self) -> None:
         self._finalizer()
+
+    def _drop_run(self) -> None:
+        for job in self._jobs:
+            job.cancel()
+        self._jobs.clear()
+        self.job = None
+        for run in self.folder.glob("run-*"):
+            shutil.rmtree(run, ignore_errors=True)
 
 
 def _close_workspace(folder: Path, jobs: list[VideoJob]) -> None:

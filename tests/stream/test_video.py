@@ -17,7 +17,17 @@ import pytest
 from core.faces import FrameResult, Processor
 from core.stream.pipeline import FramePipeline, PipelineConfig
 from core.stream.synthetic import face_clip, write_video
-from core.stream.video import VideoCancelled, VideoError, VideoJob, VideoWorkspace, annotate_video
+from core.stream import video
+from core.stream.video import (
+    VideoCancelled,
+    VideoError,
+    VideoInfo,
+    VideoJob,
+    VideoWorkspace,
+    annotate_video,
+    probe_video,
+    progress_text,
+)
 from tests.conftest import REPO
 
 FPS = 15
@@ -54,6 +64,25 @@ def videos(tmp_path_factory, frames) -> dict[str, Path]:
         "aac": write_video(frames, folder / "aac.mp4", fps=FPS, audio_codec="aac"),
         "flac": write_video(frames, folder / "flac.mkv", fps=FPS, audio_codec="flac"),
     }
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory, videos, frames) -> dict[str, Path]:
+    """Files that are not a usable video: random bytes, a truncated one, one with sound only."""
+    folder = tmp_path_factory.mktemp("broken")
+    garbage = folder / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    truncated = folder / "truncated.mkv"
+    truncated.write_bytes(videos["flac"].read_bytes()[: videos["flac"].stat().st_size // 2])
+    audio_only = folder / "tone.m4a"
+    with av.open(str(audio_only), "w") as out:
+        stream = out.add_stream("aac", rate=44_100)
+        stream.layout = "mono"
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        chunk.sample_rate = 44_100
+        out.mux(stream.encode(chunk))
+        out.mux(stream.encode(None))
+    return {"garbage": garbage, "truncated": truncated, "audio_only": audio_only}
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], float | None]:
@@ -137,24 +166,12 @@ def test_odd_dimensions_lose_their_last_row_and_column(tmp_path, frames):
     assert (summary["width"], summary["height"]) == (300, 200) and images[0].shape == (200, 300, 3)
 
 
-def test_bad_inputs_are_refused_with_a_reason_and_leave_nothing(tmp_path, videos, frames):
-    garbage = tmp_path / "garbage.mp4"
-    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
-    truncated = tmp_path / "truncated.mkv"
-    truncated.write_bytes(videos["flac"].read_bytes()[: videos["flac"].stat().st_size // 2])
-    audio_only = tmp_path / "tone.m4a"
-    with av.open(str(audio_only), "w") as out:
-        stream = out.add_stream("aac", rate=44_100)
-        stream.layout = "mono"
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-        chunk.sample_rate = 44_100
-        out.mux(stream.encode(chunk))
-        out.mux(stream.encode(None))
+def test_bad_inputs_are_refused_with_a_reason_and_leave_nothing(tmp_path, videos, broken, frames):
     raw_stream = write_video(frames, tmp_path / "raw.h264", fps=FPS)
     cases = [
-        (garbage, {}, "not a readable video"),
-        (truncated, {}, "truncated"),
-        (audio_only, {}, "no video stream"),
+        (broken["garbage"], {}, "not a readable video"),
+        (broken["truncated"], {}, "truncated"),
+        (broken["audio_only"], {}, "no video stream"),
         (tmp_path / "missing.mp4", {}, "no such file"),
         (videos["silent"], {"max_seconds": 2}, "longer than the 2 s limit"),
         (videos["silent"], {"max_bytes": 1000}, "larger than"),
@@ -165,6 +182,89 @@ def test_bad_inputs_are_refused_with_a_reason_and_leave_nothing(tmp_path, videos
         with pytest.raises(VideoError, match=reason):
             annotate_video(source, out, FramePipeline(PipelineConfig()), **limits)
         assert not out.exists() and leftovers(tmp_path) == [], source.name
+
+
+def test_a_probe_summarises_a_video_in_a_moment_without_annotating_it(tmp_path, videos, frames):
+    info = probe_video(videos["aac"], name="Holiday at sea.mp4")
+    assert info == VideoInfo("Holiday at sea.mp4", 3.0, FRAMES, FPS, *SIZE, audio="aac")
+    assert info.summary() == "Holiday at sea.mp4: 3.0 s, 320x240, 15 fps, with sound"
+    assert probe_video(videos["silent"]).summary() == "silent.mp4: 3.0 s, 320x240, 15 fps, no sound"
+    sideways = [np.ascontiguousarray(np.rot90(frame, -1)) for frame in frames[:15]]
+    phone = probe_video(write_video(sideways, tmp_path / "phone.mp4", fps=FPS, rotation=90))
+    assert (phone.width, phone.height, phone.frames, phone.seconds) == (*SIZE, 15, 1.0)  # as shown: upright
+    raw = probe_video(write_video(frames, tmp_path / "raw.h264", fps=FPS))  # no count nor duration in its header
+    assert raw.frames == FRAMES and raw.seconds == pytest.approx(FRAMES / raw.fps)
+
+
+def test_a_probe_refuses_what_annotating_would_in_the_users_words(tmp_path, videos, broken):
+    index_first = tmp_path / "app-output.mp4"  # the index comes first, so a cut file just stops early
+    annotate_video(videos["silent"], index_first, FramePipeline(PipelineConfig(detector=None)))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(index_first.read_bytes()[: index_first.stat().st_size * 6 // 10])
+    text = tmp_path / "notes.mp4"
+    text.write_text("these are my holiday notes, not a video\n" * 50)
+    cases = [
+        (broken["garbage"], "not a readable video"),
+        (text, "not a readable video"),
+        (broken["truncated"], "the video stops after .* s of the 3.0 s its header announces; the file is truncated"),
+        (cut, f"only \\d+ of the {FRAMES} frames its header counts could be read: the file is damaged or truncated"),
+        (broken["audio_only"], "the file has no video stream"),
+    ]
+    for source, reason in cases:
+        with pytest.raises(VideoError, match=f"^My clip.mp4: {reason}") as refused:
+            probe_video(source, name="My clip.mp4")
+        message = str(refused.value)
+        assert str(tmp_path) not in message and "Errno" not in message and "<_io" not in message, message
+        assert source.name not in message, message  # the user's name for it, never the server's copy
+
+
+class SlowPainter(FramePipeline):
+    """Takes 30 ms a frame and paints it: blue 200, green the frame's index (BGR)."""
+
+    def annotate(self, frame_bgr: np.ndarray):
+        index = self.stats.frames_total
+        painted, result = super().annotate(frame_bgr)
+        time.sleep(0.03)
+        painted[:] = (200, index, 0)
+        return painted, result
+
+
+def test_a_job_says_how_long_is_left_and_keeps_its_latest_frame_small(tmp_path, videos, monkeypatch):
+    monkeypatch.setattr(video, "PREVIEW_SIDE", 160)
+    job = VideoJob(videos["silent"], tmp_path / "out.mp4", SlowPainter(PipelineConfig(detector=None)))
+    assert job.state()["elapsed_s"] == 0 and job.state()["remaining_s"] is None and job.state()["preview"] is None
+    job.start()
+    deadline = time.monotonic() + 30
+    while job.state()["done_frames"] < 20:
+        assert job.state()["status"] == "running" and time.monotonic() < deadline, job.state()
+        time.sleep(0.01)
+    state = job.state()
+    done, total = state["done_frames"], state["total_frames"]
+    assert total == FRAMES and state["status"] == "running"
+    assert state["elapsed_s"] >= done * 0.03
+    assert state["remaining_s"] == pytest.approx((total - done) * 0.03, rel=0.5)  # at the pace so far
+    preview = state["preview"]
+    assert preview.shape == (120, 160, 3)  # 320x240 shrunk to at most 160 px
+    assert (preview[..., 2] == 200).all() and (preview[..., 0] == 0).all()  # RGB
+    shown = int(preview[0, 0, 1])  # the index of the frame it shows: a recent one
+    assert done - PREVIEW_LAG <= shown < done, (shown, done)
+    assert "Annotating: " in progress_text(state) and " left" in progress_text(state)
+
+    final = wait_for(job)
+    assert final["status"] == "done" and final["remaining_s"] is None
+    assert final["preview"] is not preview and (preview[..., 1] == shown).all()  # replaced, never changed in place
+    time.sleep(0.1)
+    assert job.state()["elapsed_s"] == final["elapsed_s"] >= FRAMES * 0.03  # the clock stops with the job
+
+
+PREVIEW_LAG = round(video.PREVIEW_EVERY_S / 0.03) + 3  # frames a preview may be behind, at 30 ms a frame
+
+
+def test_progress_in_words_gives_frames_time_taken_and_time_left():
+    state = {"done_frames": 15, "total_frames": 45, "elapsed_s": 1.2, "remaining_s": 2.4}
+    assert progress_text(state) == "Annotating: 15 / 45 frames · 1 s elapsed · about 2 s left"
+    assert progress_text({**state, "elapsed_s": 125, "remaining_s": 0.2}).endswith("2 min 05 s elapsed · about 1 s left")
+    assert progress_text({**state, "remaining_s": None}).endswith("estimating the time left")
 
 
 def wait_for(job: VideoJob, timeout: float = 60) -> dict:
@@ -221,16 +321,32 @@ def test_cli_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, videos):
     assert not out.exists()
 
 
-def test_a_workspace_keeps_only_the_latest_run_and_removes_everything_when_closed(tmp_path, videos):
+def test_a_workspace_keeps_the_upload_for_runs_again_until_replaced_or_removed(videos, broken):
     workspace = VideoWorkspace()
-    first = workspace.start("holiday.MP4", io.BytesIO(videos["aac"].read_bytes()), FramePipeline(PipelineConfig()))
-    assert first.src.suffix == ".mp4" and first.src.parent.parent == workspace.folder
-    second = workspace.start("other.mkv", io.BytesIO(videos["flac"].read_bytes()), FramePipeline(PipelineConfig()))
-    assert wait_for(first)["status"] in {"cancelled", "done"} and not first.src.parent.exists()
+    kept = workspace.keep("id-1", "holiday.MP4", io.BytesIO(videos["aac"].read_bytes()))
+    assert kept.info.summary().startswith("holiday.MP4: 3.0 s") and kept.error is None
+    assert kept.path.parent == workspace.folder and kept.path.read_bytes() == videos["aac"].read_bytes()
+    first = workspace.start(FramePipeline(PipelineConfig()))
+    second = workspace.start(FramePipeline(PipelineConfig(detector=None)))  # annotated again, not uploaded again
+    assert wait_for(first)["status"] in {"cancelled", "done"} and not first.dst.parent.exists()
     state = wait_for(second)
-    assert state["status"] == "done" and Path(state["result"]["output"]).is_file()
+    assert state["status"] == "done" and second.src == kept.path and second.name == "holiday.MP4"
+    assert Path(state["result"]["output"]).is_file() and workspace.upload is kept
 
-    third = workspace.start("again.mp4", io.BytesIO(videos["aac"].read_bytes()), FramePipeline(PipelineConfig()))
+    bad = workspace.keep("id-2", "broken video.mkv", io.BytesIO(broken["truncated"].read_bytes()))  # replaces it
+    assert bad.info is None and bad.error.startswith("broken video.mkv: ") and "truncated" in bad.error
+    assert workspace.job is None and list(workspace.folder.iterdir()) == []  # nothing of the old one is kept
+    with pytest.raises(VideoError, match="no usable video"):
+        workspace.start(FramePipeline(PipelineConfig()))
+
+    workspace.keep("id-3", "other.mkv", io.BytesIO(videos["flac"].read_bytes()))
+    running = workspace.start(FramePipeline(PipelineConfig()))
+    workspace.remove()
+    assert workspace.upload is None and workspace.job is None and list(workspace.folder.iterdir()) == []
+    assert wait_for(running)["status"] in {"cancelled", "done"}
+
+    workspace.keep("id-4", "again.mp4", io.BytesIO(videos["aac"].read_bytes()))
+    third = workspace.start(FramePipeline(PipelineConfig()))
     folder = workspace.folder
     del workspace
     gc.collect()  # the session's state is dropped: its folder goes, its job stops
