@@ -50,12 +50,12 @@ if uploaded is not None and (workspace.upload is None or workspace.upload.file_i
         workspace.keep(uploaded.file_id, uploaded.name, uploaded)
 kept = workspace.upload
 if kept is not None:
-    summary, remove = st.columns([5, 1], vertical_alignment="center")
     if kept.info is None:
-        summary.error(kept.error)
+        st.error(kept.error)
     else:
-        summary.info(kept.info.summary())
-    remove.button("Remove this video", on_click=remove_video, disabled=running)
+        st.info(kept.info.summary())
+    if uploaded is None:
+        st.caption("Kept from before: annotate it again, or upload another video to replace it.")
 
 with st.sidebar:
     st.subheader("Processors")
@@ -67,7 +67,11 @@ with st.sidebar:
         st.caption(f"Names come from the gallery of the People page: `{shown(default_gallery_location())}`")
 
 usable = kept is not None and kept.info is not None
-if st.button("Annotate again" if workspace.job is not None else "Annotate", type="primary", disabled=not usable or running):
+with st.container(horizontal=True):
+    annotate = st.button("Annotate again" if workspace.job is not None else "Annotate", type="primary", disabled=not usable or running)
+    if kept is not None:
+        st.button("Remove this video", on_click=remove_video, disabled=running)
+if annotate:
     with st.spinner("Loading the models..."):
         processors, unavailable = build_processors(chosen, options)
     if unavailable:

@@ -418,13 +418,18 @@ def test_people_page_lets_the_user_pick_one_face_of_a_group_photo(page, server):
 
 
 def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_path, face_photos):
+    """Checked on upload, annotated, played and downloaded; still there after a visit to Home,
+    annotated again with another processor, then removed."""
     frames = list(face_clip(face_photos[:2], 30, size=(320, 240), face_side=160))
     clip = write_video(frames, tmp_path / "clip.mp4", fps=15, audio_codec="aac")
     page.goto(f"{server[0]}/video")
     page.get_by_role("heading", name="Video").first.wait_for(timeout=60_000)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
-    page.get_by_role("button", name="Annotate").click(timeout=30_000)
-    page.get_by_text(re.compile(r"30 frames .* faces seen: 1;")).wait_for(timeout=180_000)
+    summary = page.get_by_text("clip.mp4: 2.0 s, 320x240, 15 fps, with sound", exact=True)
+    summary.wait_for(timeout=30_000)  # before anything is annotated
+    page.get_by_role("button", name="Annotate", exact=True).click(timeout=30_000)
+    result = page.get_by_text(re.compile(r"30 frames .* faces seen: 1;"))
+    result.wait_for(timeout=180_000)
     video = page.locator('[data-testid="stVideo"]').first
 
     def playable() -> bool:
@@ -435,6 +440,23 @@ def test_video_page_annotates_an_uploaded_video_then_plays_it(page, server, tmp_
         page.get_by_role("button", name="Download the annotated video").click()
     assert download.value.suggested_filename == "clip-annotated.mp4"
     assert Path(download.value.path()).stat().st_size > 10_000
+    first_run = video.get_attribute("src")
+
+    go(page, "Home", heading="Vision Lab")
+    go(page, "Video")
+    summary.wait_for(timeout=30_000)  # the upload is kept, and so is its result
+    result.wait_for(timeout=30_000)
+    assert page.get_by_text(re.compile("^Kept from before")).count() == 1
+    page.get_by_text("Age & gender", exact=True).click()
+    page.get_by_role("button", name="Annotate again").click(timeout=30_000)
+    wait_until(lambda: video.count() == 1 and video.get_attribute("src") != first_run, 180, "the second run's video")
+    result.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Download the annotated video").wait_for(timeout=30_000)
+
+    page.get_by_role("button", name="Remove this video").click()
+    summary.wait_for(state="detached", timeout=30_000)
+    assert video.count() == 0 and result.count() == 0
+    assert page.get_by_role("button", name="Annotate", exact=True).is_disabled()
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
@@ -449,15 +471,22 @@ def test_video_page_explains_videos_cut_short_during_upload(page, server, tmp_pa
     page.goto(f"{server[0]}/video")
     page.get_by_role("heading", name="Video").first.wait_for(timeout=60_000)
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-    for clip, words in ((plain, "not a readable video.*truncated"), (indexed_first, "of the 45 frames .* truncated")):
-        cut = clip.read_bytes()[: clip.stat().st_size * 6 // 10]
-        uploader.set_input_files({"name": clip.name, "mimeType": "video/mp4", "buffer": cut})
-        page.get_by_text(clip.name, exact=True).first.wait_for(timeout=30_000)  # the uploader's chip
-        wait_until(lambda: page.locator('[data-testid="stStatusWidget"]').count() == 0, 30,
-                   "the upload's rerun to end")  # a click during a rerun can be lost
-        page.get_by_role("button", name="Annotate").click(timeout=30_000)
-        page.get_by_text(re.compile(f"{clip.name}: .*{words}")).wait_for(timeout=120_000)
+    cases = [
+        ("plain.mp4", plain.read_bytes()[: plain.stat().st_size * 6 // 10], "not a readable video.*truncated"),
+        ("faststart.mp4", indexed_first.read_bytes()[: indexed_first.stat().st_size * 6 // 10], "of the 45 frames .* truncated"),
+        ("My notes.mp4", b"shopping list: milk, eggs\n" * 100, "not a readable video"),
+    ]
+    for name, data, words in cases:  # each is explained on upload, before any Annotate
+        uploader.set_input_files({"name": name, "mimeType": "video/mp4", "buffer": data})
+        error = page.locator('[data-testid="stAlert"]').filter(has_text=re.compile(f"^{re.escape(name)}: .*{words}"))
+        error.wait_for(timeout=30_000)
+        text = error.inner_text()
+        assert "/tmp" not in text and "Errno" not in text and "upload.mp4" not in text, text
+        assert page.get_by_role("button", name="Annotate", exact=True).is_disabled()
         assert page.get_by_role("button", name="Download the annotated video").count() == 0
+    page.locator('[data-testid="stFileChipDeleteBtn"]').first.click()  # the uploader's own ✕ forgets it too
+    error.wait_for(state="detached", timeout=30_000)
+    assert page.get_by_role("button", name="Remove this video").count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
@@ -467,8 +496,15 @@ def test_video_page_shows_progress_and_cancels(page, server, tmp_path, face_phot
     page.goto(f"{server[0]}/video")
     page.get_by_role("heading", name="Video").first.wait_for(timeout=60_000)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
-    page.get_by_role("button", name="Annotate").click(timeout=30_000)
-    page.get_by_text(re.compile(r"Annotating: [1-9]\d* / 600 frames")).wait_for(timeout=60_000)  # the progress bar moves
+    page.get_by_text("long.mp4: 40.0 s, 320x240, 15 fps, no sound", exact=True).wait_for(timeout=30_000)
+    page.get_by_role("button", name="Annotate", exact=True).click(timeout=30_000)
+    eta = re.compile(r"Annotating: [1-9]\d* / 600 frames · \d+ s elapsed · about (\d+ s|\d+ min \d\d s) left")
+    page.get_by_text(eta).wait_for(timeout=60_000)  # the progress bar moves, with the time left
+    preview = page.locator('[data-testid="stImage"] img').first  # the frame being annotated
+    wait_until(lambda: preview.count() == 1 and preview.evaluate("i => i.complete && i.naturalWidth === 320"), 30,
+               "the preview of the frame being annotated")  # fmt: skip
+    first_preview = preview.get_attribute("src")
+    wait_until(lambda: preview.get_attribute("src") != first_preview, 30, "the preview to follow the run")
     page.get_by_role("button", name="Cancel").click()
     page.get_by_text("Cancelled: nothing was written.").wait_for(timeout=30_000)
     assert page.locator('[data-testid="stVideo"]').count() == 0
@@ -742,10 +778,10 @@ def shoot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
-def go(page, title: str) -> None:
-    """Open a page through the sidebar's navigation, as a newcomer does, and wait for its heading."""
+def go(page, title: str, heading: str | None = None) -> None:
+    """Open a page through the sidebar's navigation, as a newcomer does, and wait for its heading (else its title)."""
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name=heading or title).first.wait_for(timeout=60_000)
 
 
 @needs_webrtc
