@@ -43,21 +43,9 @@ def uploader_changed() -> None:
         workspace.remove()
 
 
-uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=max_upload_mb, disabled=running,
-                            key=uploader_key, on_change=uploader_changed)  # fmt: skip
-if uploaded is not None and (workspace.upload is None or workspace.upload.file_id != uploaded.file_id):
-    with st.spinner(f"Checking {uploaded.name}..."):
-        workspace.keep(uploaded.file_id, uploaded.name, uploaded)
-kept = workspace.upload
-if kept is not None:
-    if kept.info is None:
-        st.error(kept.error)
-    else:
-        st.info(kept.info.summary())
-    if uploaded is None:
-        st.caption("Kept from before: annotate it again, or upload another video to replace it.")
-
-with st.sidebar:
+# The upload and its result first, the processors beside them; on a phone the columns stack.
+main_column, controls_column = st.columns([5, 2])
+with controls_column:
     st.subheader("Processors")
     detector = detector_radio("Face detector", key="video_detector")
     chosen = processor_checkboxes("video", checked={"recognition"})
@@ -66,19 +54,34 @@ with st.sidebar:
     if "recognition" in chosen:
         st.caption(f"Names come from the gallery of the People page: `{shown(default_gallery_location())}`")
 
-usable = kept is not None and kept.info is not None
-with st.container(horizontal=True):
-    annotate = st.button("Annotate again" if workspace.job is not None else "Annotate", type="primary", disabled=not usable or running)
+with main_column:
+    uploaded = st.file_uploader("Video file", type=list(VIDEO_SUFFIXES), max_upload_size=max_upload_mb, disabled=running,
+                                key=uploader_key, on_change=uploader_changed)  # fmt: skip
+    if uploaded is not None and (workspace.upload is None or workspace.upload.file_id != uploaded.file_id):
+        with st.spinner(f"Checking {uploaded.name}..."):
+            workspace.keep(uploaded.file_id, uploaded.name, uploaded)
+    kept = workspace.upload
     if kept is not None:
-        st.button("Remove this video", on_click=remove_video, disabled=running)
-if annotate:
-    with st.spinner("Loading the models..."):
-        processors, unavailable = build_processors(chosen, options)
-    if unavailable:
-        st.error(" ".join(unavailable.values()))
-    else:
-        workspace.start(FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True, overlays=overlays)))
-        st.rerun()
+        if kept.info is None:
+            st.error(kept.error)
+        else:
+            st.info(kept.info.summary())
+        if uploaded is None:
+            st.caption("Kept from before: annotate it again, or upload another video to replace it.")
+
+    usable = kept is not None and kept.info is not None
+    with st.container(horizontal=True):
+        annotate = st.button("Annotate again" if workspace.job is not None else "Annotate", type="primary", disabled=not usable or running)
+        if kept is not None:
+            st.button("Remove this video", on_click=remove_video, disabled=running)
+    if annotate:
+        with st.spinner("Loading the models..."):
+            processors, unavailable = build_processors(chosen, options)
+        if unavailable:
+            st.error(" ".join(unavailable.values()))
+        else:
+            workspace.start(FramePipeline(PipelineConfig(detector=detector, processors=processors, tracking=True, overlays=overlays)))
+            st.rerun()
 
 
 @st.fragment(run_every=0.5 if running else None)
@@ -121,4 +124,5 @@ def job_panel() -> None:
         )
 
 
-job_panel()
+with main_column:
+    job_panel()
