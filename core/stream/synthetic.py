@@ -23,10 +23,13 @@ def face_clip(
     size: tuple[int, int] = (640, 480),
     faces_per_frame: int = 1,
     face_side: int = 200,
+    gap_frames: int = 0,
 ) -> Iterator[np.ndarray]:
     """``n_frames`` BGR frames of ``size`` (width, height), each showing ``faces_per_frame`` photos
     side by side on a grey background, drifting slowly as a person in front of a webcam does.
-    The photos rotate through ``photos`` once per second of a 30 fps clip."""
+    The photos rotate through ``photos`` once per second of a 30 fps clip; with ``gap_frames``,
+    the last frames of each second show the wall alone, as when one person leaves before the next
+    steps in (without a gap, one face replaces another in place, which no camera sees)."""
     width, height = size
     if faces_per_frame * face_side > width or face_side > height:
         raise ValueError(f"{faces_per_frame} faces of {face_side} px do not fit in {width}x{height}")
@@ -34,6 +37,9 @@ def face_clip(
     slot = width // faces_per_frame
     for i in range(n_frames):
         frame = np.full((height, width, 3), 110, np.uint8)
+        if i % 30 >= 30 - gap_frames:
+            yield frame
+            continue
         dx = int(round((slot - face_side) / 2 * np.sin(i / 25)))
         dy = int(round((height - face_side) / 2 * np.sin(i / 40)))
         for k in range(faces_per_frame):

@@ -223,3 +223,12 @@ def test_face_json_follows_the_cli_contract():
 ])
 def test_box_iou(box, other, expected):
     assert box.iou(other) == pytest.approx(expected)
+
+
+def test_a_clip_with_gaps_shows_the_wall_alone_before_the_next_face_steps_in(face_photos):
+    from core.stream.synthetic import face_clip
+
+    frames = list(face_clip(face_photos[:2], 60, size=(320, 240), face_side=160, gap_frames=10))
+    walls = [i for i, frame in enumerate(frames) if (frame == 110).all()]
+    assert walls == [*range(20, 30), *range(50, 60)]
+    assert not (np.array_equal(frames[0], frames[31]))  # the next photo after the gap
