@@ -524,6 +524,72 @@ def add_effect_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--who", default="all", help="the faces that get the effects: all (default), unknown (no name from the gallery) or named")
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """A live source, one JSON line per second (state, fps, faces, names, latency), then a summary.
+    A source that never goes live is one JSON error line and exit 1; a drop later is reconnected."""
+    import time
+
+    from core.analysis.detect import DETECTORS
+    from core.analysis.processors import build_processors
+    from core.stream.pipeline import PipelineConfig
+    from core.stream.sources import NetworkSource, ProcessedFrame, SourceError, SourceStream, percentile
+
+    if args.detector not in DETECTORS:
+        raise UsageError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError("--seconds must be above 0")
+    record = _output_file(args.record, (".mp4",), []) if args.record else None
+    names = [name.strip() for name in args.processors.split(",") if name.strip()]
+    if args.gallery and "recognition" in names:
+        _gallery(args.gallery).close()  # a missing gallery is a usage error, not an empty gallery
+    processors, unavailable = build_processors(names, {"recognition": {"gallery": args.gallery}})
+    if unavailable:
+        raise UsageError("; ".join(unavailable.values()))
+    try:
+        source = NetworkSource(args.url)
+    except SourceError as error:
+        raise UsageError(str(error)) from error
+    latencies: list[float] = []
+    tracks: set[int] = set()
+    seen: set[str] = set()
+
+    def collect(frame: ProcessedFrame) -> None:  # on the stream's thread; read here after stop()
+        latencies.append(frame.latency_ms)
+        tracks.update(face.track_id for face in frame.result.faces if face.track_id is not None)
+        seen.update(face.name for face in frame.result.faces if face.name)
+
+    stream = SourceStream(source, PipelineConfig(detector=args.detector, processors=processors), collect, window_s=1.0).start()
+    if record is not None:
+        stream.start_recording(record)
+    start, ticks, snapshot = time.monotonic(), 0, stream.snapshot()
+    try:
+        while args.seconds is None or ticks < args.seconds:
+            ticks += 1
+            time.sleep(max(0.0, start + min(ticks, args.seconds or ticks) - time.monotonic()))
+            snapshot = stream.snapshot()
+            if snapshot["frames"] == 0 and snapshot["state"] in ("failed", "reconnecting"):
+                stream.stop()
+                emit({"url": source.url, "state": snapshot["state"], "error": snapshot["reason"]})
+                return 1
+            emit({"t": round(time.monotonic() - start, 1), "state": snapshot["state"], "fps": snapshot["fps"],
+                  "faces": snapshot["faces"], "names": snapshot["names"], "latency_ms": snapshot["latency_ms"],
+                  **({"message": snapshot["message"]} if snapshot["state"] != "live" else {})})  # fmt: skip
+            if snapshot["state"] == "failed":
+                break
+    except KeyboardInterrupt:
+        pass
+    seconds = time.monotonic() - start
+    recording = stream.stop()
+    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    emit({"summary": True, "url": source.url, "state": snapshot["state"], "seconds": round(seconds, 1),
+          "frames_received": snapshot["frames"], "frames_processed": len(latencies),
+          "fps": round(len(latencies) / seconds, 1), "faces_seen": len(tracks), "names_seen": sorted(seen),
+          "latency_ms": {"p50": p50 and round(p50, 1), "p95": p95 and round(p95, 1)},
+          "reconnects": snapshot["reconnects"], "processors": [p.name for p in processors], "detector": args.detector,
+          "recording": recording, "errors": stream.stats.snapshot()["errors"]})  # fmt: skip
+    return 1 if snapshot["state"] == "failed" else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from core.models import model_status
 
@@ -557,6 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--visitors", action="store_true", help="group the faces nobody is enrolled as into visitors (Visitor 1, 2, ...) in the gallery")
     video.add_argument("--retention-days", type=float, default=30.0, help="with --visitors: forget visitors not seen for this many days (default 30; 0: keep)")
     video.set_defaults(run=cmd_annotate_video)
+
+    watch = commands.add_parser("watch", help="annotate a live camera or a looped video file, one JSON line per second")
+    watch.add_argument("url", metavar="URL", help="rtsp://, rtmp://, http(s):// (MJPEG, HLS) URL, or a video file played in a loop")
+    watch.add_argument("--processors", default="recognition", help="comma-separated processors in the catalogue (default: recognition; '' for boxes only)")
+    watch.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"face detector: {', '.join(DETECTORS)} (default: {DEFAULT_DETECTOR})")
+    watch.add_argument("--gallery", metavar="DB", help="gallery for recognition (default: the app's gallery)")
+    watch.add_argument("--record", metavar="OUT.mp4", help="also record the annotated stream (H.264; the Video page's 10 minute and 500 MB limits)")
+    watch.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    watch.set_defaults(run=cmd_watch)
 
     default_data, default_weights = str(SHARED_DATA / "facial_keypoints"), str(WEIGHTS_DIR / "keypoints.keras")
     train_kp = commands.add_parser("train-keypoints", help="train the facial keypoint CNN (progress on stderr)")

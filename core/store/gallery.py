@@ -453,14 +453,19 @@ def open_gallery(location: str | Path | None = None, readonly: bool = False) -> 
 
 def shown(location: str | Path) -> str:
     """``location`` fit for a page or a log: a URL loses its password (and any ``password=`` option)."""
-    if not is_url(location):
-        return str(location)
-    parts = urlsplit(str(location).strip())
+    return redact(str(location)) if is_url(location) else str(location)
+
+
+def redact(url: str) -> str:
+    """Any ``scheme://`` URL (a database's, a camera's) fit for a page or a log: it loses the
+    password of ``user:password@`` and the value of a ``password=`` (``passwd``, ``pwd``) option;
+    the user name, host, port and path stay, so the person still sees which URL it is."""
+    parts = urlsplit(url.strip())
     netloc = parts.netloc
     if "@" in netloc:
         user, host = netloc.rsplit("@", 1)
         netloc = f"{user.split(':', 1)[0]}@{host}" if user else f"@{host}"
-    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+    query = re.sub(r"(^|&)(password|passwd|pwd)=[^&]*", r"\1\2=***", parts.query, flags=re.IGNORECASE)
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
