@@ -319,6 +319,7 @@ class Recorder:
         self.max_seconds, self.max_bytes = max_seconds, max_bytes
         self.frames = 0
         self.bytes = 0  # of the encoded frames so far
+        self._frame_bytes = 0  # of the last one: about what the next one adds
         self.full: str | None = None  # why the recording stopped by itself
         self._partial = self.path.with_name(f".{self.path.stem}-{secrets.token_hex(6)}.partial.mp4")
         self._lock = threading.Lock()
@@ -345,7 +346,7 @@ class Recorder:
             if seconds > self.max_seconds:
                 self.full = f"the recording reached the {self.max_seconds / 60:g} minute limit"
                 return False
-            if self.bytes > 0.98 * self.max_bytes:  # the index written at the end needs the rest
+            if self.bytes + self._frame_bytes > 0.98 * self.max_bytes:  # the index written at the end needs the rest
                 self.full = f"the recording reached the {self.max_bytes / 2**20:.0f} MB limit"
                 return False
             stream = self._stream
@@ -361,7 +362,8 @@ class Recorder:
                 self.full = f"the recording could not go on ({getattr(error, 'strerror', None) or error})"
                 log.warning("recording %s: %s", self.path, self.full)
                 return False
-            self.bytes += sum(packet.size for packet in packets)
+            self._frame_bytes = sum(packet.size for packet in packets)
+            self.bytes += self._frame_bytes
             self.frames += 1
             return True
 
@@ -384,14 +386,15 @@ class Recorder:
                     "bytes": self.path.stat().st_size, "stopped_by_limit": self.full}  # fmt: skip
 
     def _open(self, image: np.ndarray) -> None:
-        # What core.stream.video's writer sets up, for frames that come without an input stream.
+        # What core.stream.video's writer sets up, for frames that come without an input stream; with
+        # x264's zero-latency tuning each frame comes out at once, so ``bytes`` is what the file holds.
         height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
         container = av.open(str(self._partial), "w", format="mp4", options={"movflags": "+faststart"})
         stream = container.add_stream(VIDEO_CODEC, rate=Fraction(round(self.fps * 1000), 1000))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
         if VIDEO_CODEC == "libx264":
-            stream.options = {"crf": "21", "preset": "veryfast"}
+            stream.options = {"crf": "21", "preset": "veryfast", "tune": "zerolatency"}
         else:
             stream.bit_rate = 4_000_000
         self._container, self._stream = container, stream
