@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install Vision Lab's dependencies, never compiling dlib.
 #   scripts/install.sh          runtime dependencies
-#   scripts/install.sh --test   also the test dependencies and Debian's chromium
+#   scripts/install.sh --test   also the test dependencies and Debian's chromium and ffmpeg
 #   scripts/install.sh --postgres  also a private PostgreSQL with pgvector (pgserver), for make postgres
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,10 +36,10 @@ if [ "${1:-}" = "--test" ]; then
     "${PIP[@]}" install -r requirements-test.txt >&2
     touch "$VENV/.installed-test"
   fi
-  if [ ! -x /usr/bin/chromium ]; then
-    echo "Installing Debian's chromium (for the end-to-end browser tests)" >&2
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/ffmpeg ]; then
+    echo "Installing Debian's chromium and ffmpeg (for the end-to-end browser tests and the RTSP camera tests)" >&2
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium ffmpeg >&2
   fi
 fi

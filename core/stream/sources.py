@@ -274,6 +274,9 @@ class NetworkSource:
             raise _Fatal(f"{self._location}: cannot be read any more ({getattr(error, 'strerror', None) or error})")
         if isinstance(error, (av.HTTPUnauthorizedError, av.HTTPForbiddenError)):
             code = "401 unauthorized" if isinstance(error, av.HTTPUnauthorizedError) else "403 forbidden"
+            if parts.username is None:
+                raise _Fatal(f"{where} asks for a user name and password ({code}): give them in the URL,"
+                             f" {parts.scheme}://user:password@{where}{parts.path}")  # fmt: skip
             raise _Fatal(f"{where} refused the user name or password ({code}): check the credentials in the URL")
         if isinstance(error, av.HTTPNotFoundError):
             return f"{where} has no stream at {parts.path or '/'} (404 not found): check the path in the URL"

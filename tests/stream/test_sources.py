@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -99,6 +100,26 @@ def test_a_camera_unplugged_and_plugged_back_is_reconnected_within_10_s(clip):
 
 
 @needs_ffmpeg
+def test_a_stalled_network_is_noticed_and_the_stream_resumed(clip):
+    """The connection stays open but nothing comes (a cable pulled, a frozen camera): after the
+    read timeout the source says so and tries again; when the camera answers, the picture is back."""
+    with camera(clip, free_port()) as cam:
+        source = NetworkSource(cam.url, read_timeout=2.0).start()
+        try:
+            wait_until(lambda: source.status().state == "live", 20, "the stream to go live")
+            for process in cam.processes:
+                process.send_signal(signal.SIGSTOP)
+            status = wait_until(lambda: (s := source.status()).state == "reconnecting" and s, 10, "the stall to be noticed")
+            before = source.latest().number
+            for process in cam.processes:
+                process.send_signal(signal.SIGCONT)
+            wait_until(lambda: source.status().state == "live" and source.latest().number > before, 20, "the picture to come back")
+        finally:
+            source.stop(6)
+    assert "No video from 127.0.0.1" in status.message and "for 2 s" in status.message
+
+
+@needs_ffmpeg
 def test_wrong_urls_and_refused_credentials_are_explained_without_the_password(clip, caplog):
     caplog.set_level(logging.DEBUG)
     port = free_port()
@@ -106,15 +127,17 @@ def test_wrong_urls_and_refused_credentials_are_explained_without_the_password(c
     with camera(clip, port, user="admin", password="hunter2") as cam:
         wrong_password = NetworkSource(f"rtsp://admin:secret@127.0.0.1:{port}/cam").start()
         wrong_path = NetworkSource(f"rtsp://admin:hunter2@127.0.0.1:{port}/nothing-here").start()
-        sources = [closed, wrong_password, wrong_path]
+        anonymous = NetworkSource(f"rtsp://127.0.0.1:{port}/cam").start()
+        sources = [closed, wrong_password, wrong_path, anonymous]
         try:
-            wait_until(lambda: all(s.status().state in ("reconnecting", "failed") for s in sources), 15, "three failures")
+            wait_until(lambda: all(s.status().state in ("reconnecting", "failed") for s in sources), 15, "four failures")
             statuses = [s.status() for s in sources]
         finally:
             for source in sources:
                 source.stop(6)
         assert cam.url.startswith("rtsp://admin:hunter2@")
-    refused, unauthorized, missing = statuses
+    refused, unauthorized, missing, asked = statuses
+    assert asked.state == "failed" and "asks for a user name and password" in asked.message
     assert refused.state == "reconnecting" and "connection refused" in refused.message and "127.0.0.1:" in refused.message
     assert unauthorized.state == "failed" and "refused the user name or password" in unauthorized.message  # waiting cannot cure it
     assert missing.state == "reconnecting" and "404 not found" in missing.message and "/nothing-here" in missing.message
