@@ -215,8 +215,9 @@ class NetworkSource:
         except _Fatal as error:
             self._set("failed", str(error))
         except Exception as error:  # noqa: BLE001 - reported in the status, never lost in a thread
-            log.exception("%s: the source's thread failed", self.url)
-            self._set("failed", f"Reading {self.url} failed: {type(error).__name__}: {self._scrub(str(error))}")
+            # No traceback: a chained PyAV error would print the URL with its password.
+            self._set("failed", f"Reading {self.url} failed: {type(error).__name__}: {error}")
+            log.error("%s: the source's thread failed: %s", self.url, self.status().message)
 
     def _probe_file(self) -> None:
         try:
