@@ -1,4 +1,5 @@
-"""Live: the browser webcam streamed through the frame pipeline and back, annotated."""
+"""Live: the browser webcam (or a network camera, or a looped video file, read on the server) streamed
+through the frame pipeline and back, annotated."""
 
 import time
 
@@ -9,6 +10,7 @@ from core.analysis.processors import ready_processors
 from core.settings import SettingsError, rtc_configuration
 from core.stream.live import LiveStream
 from core.stream.pipeline import PipelineConfig
+from pages._sources import SOURCES, served_stream, show_served_stream, source_location, stop_served_stream
 from pages._widgets import detector_radio, extra_options, processor_checkboxes
 
 CONNECT_TIMEOUT_S = 15
@@ -31,6 +33,7 @@ ready_processors()  # warm the usual models in the background as the page opens,
 
 # The video first and the controls beside it; on a phone the columns stack: video, then controls.
 video_column, controls_column = st.columns([5, 2])
+source_kind = video_column.radio("Source", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="live_source")
 with controls_column:
     st.subheader("Processors")
     detect = st.checkbox("Face detection", value=True, help="Boxes around faces; the other face processors build on it.")
@@ -47,7 +50,8 @@ for name, reason in unavailable.items():
     notes[name].error(reason)
 for name in loading:
     notes[name].caption(":orange[Loading the model... the stream goes on without it meanwhile.]")
-live.configure(PipelineConfig(detector=detector if detect else None, processors=processors, overlays=overlays))
+config = PipelineConfig(detector=detector if detect else None, processors=processors, overlays=overlays)
+live.configure(config)
 
 
 @st.fragment(run_every=0.5 if loading else None)
@@ -65,6 +69,17 @@ try:
 except SettingsError as error:
     st.error(f"WebRTC settings: {error}")
     st.stop()
+
+# A network camera or a looped file is read on the server and streamed to the browser; the webcam
+# goes both ways. Only one runs per session: choosing the webcam stops a server-side source.
+if source_kind != "webcam":
+    with video_column:
+        location = source_location(source_kind)
+    stream = served_stream(location, config) if location else None
+    if stream is not None:
+        show_served_stream(stream, rtc, video_column)
+    st.stop()
+stop_served_stream()
 
 # Restart (after a stream that ended or went silent) is STOP, then START, driven from here through
 # the component's desired playing state. The component's own report can lag (a camera that stops
