@@ -550,10 +550,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except SourceError as error:
         raise UsageError(str(error)) from error
     latencies: list[float] = []
+    first_done = last_done = 0.0  # when the first and the last frame were annotated
     tracks: set[int] = set()
     seen: set[str] = set()
 
     def collect(frame: ProcessedFrame) -> None:  # on the stream's thread; read here after stop()
+        nonlocal first_done, last_done
+        last_done = time.monotonic()
+        first_done = first_done or last_done
         latencies.append(frame.latency_ms)
         tracks.update(face.track_id for face in frame.result.faces if face.track_id is not None)
         seen.update(face.name for face in frame.result.faces if face.name)
@@ -580,12 +584,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
         pass
     seconds = time.monotonic() - start
     recording = stream.stop()
+    final = source.status()
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    fps = (len(latencies) - 1) / (last_done - first_done) if last_done > first_done else 0.0
     emit({"summary": True, "url": source.url, "state": snapshot["state"], "seconds": round(seconds, 1),
-          "frames_received": snapshot["frames"], "frames_processed": len(latencies),
-          "fps": round(len(latencies) / seconds, 1), "faces_seen": len(tracks), "names_seen": sorted(seen),
+          "frames_received": final.frames, "frames_processed": len(latencies), "fps": round(fps, 1),
+          "faces_seen": len(tracks), "names_seen": sorted(seen),
           "latency_ms": {"p50": p50 and round(p50, 1), "p95": p95 and round(p95, 1)},
-          "reconnects": snapshot["reconnects"], "processors": [p.name for p in processors], "detector": args.detector,
+          "reconnects": final.reconnects, "processors": [p.name for p in processors], "detector": args.detector,
           "recording": recording, "errors": stream.stats.snapshot()["errors"]})  # fmt: skip
     return 1 if snapshot["state"] == "failed" else 0
 
