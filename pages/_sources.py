@@ -1,5 +1,5 @@
 """The Live page's sources read on the server (a network camera, a looped video file): where it is,
-its annotated stream sent to the browser over WebRTC, its status, and recording.
+its annotated stream sent to the browser over WebRTC, its status; and Record, for every source.
 
 The stream (a :class:`~core.stream.sources.SourceStream`) lives in the session's state and runs
 on its own threads; the WebRTC track only ever takes its newest annotated frame, so a slow
@@ -18,6 +18,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, create_video_source_track, webrtc_streamer
 
 from core.stream.pipeline import PipelineConfig
+from core.stream.recording import RecordingSlot
 from core.stream.sources import NetworkSource, SourceError, SourceStream
 from core.stream.video import VIDEO_SUFFIXES
 from pages._widgets import saved_upload
@@ -85,7 +86,7 @@ def show_served_stream(stream: SourceStream, rtc: dict, column) -> None:
         webrtc_streamer(key="live_served_view", mode=WebRtcMode.RECVONLY, source_video_track=track, rtc_configuration=rtc,
                         media_stream_constraints={"video": True, "audio": False})  # fmt: skip
         served_panel(stream)
-        recording_controls(stream)
+        recording_controls(stream.recording, stream.source.fps)
 
 
 @st.fragment(run_every=1.0)
@@ -106,16 +107,17 @@ def served_panel(stream: SourceStream) -> None:
         st.warning(f"The {stage} stage failed and is skipped: {message}")
 
 
-def recording_controls(stream: SourceStream) -> None:
-    """Record: the annotated stream (or the camera's own frames) into an MP4, downloaded when stopped."""
+def recording_controls(slot: RecordingSlot, fps: float | None = None) -> None:
+    """Record: a stream's annotated frames (or the camera's own) into an MP4, downloaded when
+    switched off. ``slot`` is the stream's recording (the webcam's or a server-side source's)."""
     raw = st.checkbox("Record the camera's own frames (no drawings)", key="live_record_raw")
     recording = st.toggle("Record", key="live_record", help="An MP4 (H.264), at most as long and large as the Video page allows.")
-    if recording and st.session_state.get("live_recording_of") is not stream:
+    if recording and st.session_state.get("live_recording_of") is not slot:
         folder = Path(tempfile.mkdtemp(prefix="vision-lab-recording-"))
-        stream.start_recording(folder / time.strftime("recording-%Y%m%d-%H%M%S.mp4"), raw=raw)
-        st.session_state.live_recording_of = stream
-    elif not recording and st.session_state.pop("live_recording_of", None) is stream:
-        keep_recording(stream.stop_recording())
+        slot.start(folder / time.strftime("recording-%Y%m%d-%H%M%S.mp4"), fps, raw=raw)
+        st.session_state.live_recording_of = slot
+    elif not recording and st.session_state.pop("live_recording_of", None) is slot:
+        keep_recording(slot.stop())
     if recording:
         st.caption("Recording... switch Record off to download it.")
     done = st.session_state.get("live_recording")

@@ -10,7 +10,7 @@ from core.analysis.processors import ready_processors
 from core.settings import SettingsError, rtc_configuration
 from core.stream.live import LiveStream
 from core.stream.pipeline import PipelineConfig
-from pages._sources import SOURCES, served_stream, show_served_stream, source_location, stop_served_stream
+from pages._sources import SOURCES, recording_controls, served_stream, show_served_stream, source_location, stop_served_stream
 from pages._widgets import detector_radio, extra_options, processor_checkboxes
 
 CONNECT_TIMEOUT_S = 15
@@ -185,3 +185,4 @@ def live_panel() -> None:
 
 with video_column:
     live_panel()
+    recording_controls(live.recording)

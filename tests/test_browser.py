@@ -545,6 +545,17 @@ def test_live_page_streams_the_camera_annotated(page, server):
     wait_until(lambda: metric(page, "Faces in view") == 0, 30, "faces to drop to 0 with detection off")
     detection.click()
     wait_until(lambda: (metric(page, "Faces in view") or 0) >= 1, 30, "faces to come back with detection on")
+    page.get_by_text("Record", exact=True).click()  # the webcam's annotated stream, recorded
+    page.get_by_text("Recording...").wait_for(timeout=30_000)
+    page.wait_for_timeout(3000)
+    page.get_by_text("Record", exact=True).click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile(r"Download the recording")).click(timeout=30_000)
+    import av
+
+    with av.open(download.value.path()) as recording:
+        frames = [frame.to_ndarray(format="bgr24") for frame in recording.decode(video=0)]
+    assert len(frames) > 30 and max(color_pixels(frame, BOX_COLOR) for frame in frames) > 300  # boxes drawn
     assert page.locator('[data-testid="stException"]').count() == 0
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from core.faces import Face, FrameResult
 from core.stream.pipeline import FramePipeline, PipelineConfig, PipelineStats
+from core.stream.recording import RecordingSlot
 
 METRICS_ENV = "VISION_LAB_LIVE_METRICS"
 STALE_S = 2.0  # an annotated frame older than this is not shown: the camera's own frame goes back
@@ -103,6 +104,7 @@ class LiveStream:
         self._busy = False  # the processing thread is working on a frame
         metrics_path = os.environ.get(METRICS_ENV)
         self._metrics = MetricsLog(metrics_path) if metrics_path else None
+        self.recording = RecordingSlot()  # fed by the processing thread, started and stopped by the page
 
     @property
     def stats(self) -> PipelineStats:
@@ -174,6 +176,7 @@ class LiveStream:
             image = frame.to_ndarray(format="bgr24")
             annotated, result = self.pipeline.annotate(image)
             out = av.VideoFrame.from_ndarray(annotated, format="bgr24")
+            self.recording.write(annotated, image, time.monotonic())
             with self._wake:
                 self._latest = LiveFrame(image, result.faces, time.monotonic())
                 self._out = (out, time.monotonic())

@@ -22,26 +22,24 @@ from __future__ import annotations
 import logging
 import math
 import os
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import av
-import cv2
 import numpy as np
 
 from core.faces import FrameResult
 from core.store.gallery import redact
 from core.stream.live import METRICS_ENV, LiveFrame, MetricsLog
 from core.stream.pipeline import FramePipeline, PipelineConfig, PipelineStats
-from core.stream.video import MAX_BYTES, MAX_SECONDS, VIDEO_CODEC, VideoError, probe_video, upright
+from core.stream.recording import Recorder, RecordingSlot
+from core.stream.video import VideoError, probe_video, upright
 
 log = logging.getLogger(__name__)
 
@@ -306,104 +304,6 @@ class ProcessedFrame(NamedTuple):
     latency_ms: float
 
 
-class Recorder:
-    """Writes BGR frames into an MP4 (H.264, ``yuv420p``, as the Video page writes), each at its
-    capture time, so the recording plays at the pace the frames came.
-
-    Invariants: the file appears at ``path`` only when :meth:`stop` has finished it (until then it
-    is written beside, under a hidden name); frames keep the first frame's size (even sides; a
-    later frame of another size is scaled to it); the recording stops itself, keeping what it has,
-    at the Video page's limits (:data:`~core.stream.video.MAX_SECONDS`, ``MAX_BYTES``). Thread-safe.
-    """
-
-    def __init__(self, path: str | Path, fps: float | None = None, max_seconds: float = MAX_SECONDS,
-                 max_bytes: int = MAX_BYTES) -> None:  # fmt: skip
-        self.path = Path(path)
-        self.fps = fps or 30.0
-        self.max_seconds, self.max_bytes = max_seconds, max_bytes
-        self.frames = 0
-        self.bytes = 0  # of the encoded frames so far
-        self._frame_bytes = 0  # of the last one: about what the next one adds
-        self.full: str | None = None  # why the recording stopped by itself
-        self._partial = self.path.with_name(f".{self.path.stem}-{secrets.token_hex(6)}.partial.mp4")
-        self._lock = threading.Lock()
-        self._container: av.container.OutputContainer | None = None
-        self._stream: av.VideoStream | None = None
-        self._first: float | None = None
-        self._last_pts = -1
-        self._stopped = False
-
-    @property
-    def recording(self) -> bool:
-        with self._lock:
-            return not self._stopped and self.full is None
-
-    def write(self, image: np.ndarray, captured_at: float) -> bool:
-        """Add a frame taken at ``captured_at`` (``time.monotonic()``); False once stopped or full."""
-        with self._lock:
-            if self._stopped or self.full is not None:
-                return False
-            if self._container is None:
-                self._open(image)
-                self._first = captured_at
-            seconds = captured_at - self._first
-            if seconds > self.max_seconds:
-                self.full = f"the recording reached the {self.max_seconds / 60:g} minute limit"
-                return False
-            if self.bytes + self._frame_bytes > 0.98 * self.max_bytes:  # the index written at the end needs the rest
-                self.full = f"the recording reached the {self.max_bytes / 2**20:.0f} MB limit"
-                return False
-            stream = self._stream
-            if image.shape[1] != stream.width or image.shape[0] != stream.height:
-                image = cv2.resize(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2], (stream.width, stream.height))
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24").reformat(format="yuv420p")
-            self._last_pts = frame.pts = max(round(seconds * 1000), self._last_pts + 1)
-            frame.time_base = stream.codec_context.time_base
-            try:
-                packets = stream.encode(frame)
-                self._container.mux(packets)
-            except (av.FFmpegError, OSError) as error:  # a full disk: the frames so far are kept
-                self.full = f"the recording could not go on ({getattr(error, 'strerror', None) or error})"
-                log.warning("recording %s: %s", self.path, self.full)
-                return False
-            self._frame_bytes = sum(packet.size for packet in packets)
-            self.bytes += self._frame_bytes
-            self.frames += 1
-            return True
-
-    def stop(self) -> dict[str, Any] | None:
-        """Finish the file at ``path``: a summary, or None (and no file) when no frame was written."""
-        with self._lock:
-            if self._stopped:
-                return None
-            self._stopped = True
-            if self._container is None:
-                return None
-            try:
-                self._container.mux(self._stream.encode(None))
-                self._container.close()
-                self._partial.replace(self.path)
-            finally:
-                self._partial.unlink(missing_ok=True)
-            return {"path": str(self.path), "frames": self.frames, "seconds": round(self._last_pts / 1000, 3),
-                    "width": self._stream.width, "height": self._stream.height, "video_codec": VIDEO_CODEC,
-                    "bytes": self.path.stat().st_size, "stopped_by_limit": self.full}  # fmt: skip
-
-    def _open(self, image: np.ndarray) -> None:
-        # What core.stream.video's writer sets up, for frames that come without an input stream; with
-        # x264's zero-latency tuning each frame comes out at once, so ``bytes`` is what the file holds.
-        height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-        container = av.open(str(self._partial), "w", format="mp4", options={"movflags": "+faststart"})
-        stream = container.add_stream(VIDEO_CODEC, rate=Fraction(round(self.fps * 1000), 1000))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        if VIDEO_CODEC == "libx264":
-            stream.options = {"crf": "21", "preset": "veryfast", "tune": "zerolatency"}
-        else:
-            stream.bit_rate = 4_000_000
-        self._container, self._stream = container, stream
-
-
 def percentile(values: list[float], share: float) -> float | None:
     """The ``share`` (0-1) percentile of ``values`` by nearest rank (None when empty)."""
     if not values:
@@ -434,8 +334,7 @@ class SourceStream:
         self._out: ProcessedFrame | None = None
         self._latest: LiveFrame | None = None
         self._recent: deque[tuple[float, float, tuple[str, ...]]] = deque()  # (done at, latency ms, names)
-        self._recorder: Recorder | None = None
-        self._record_raw = False
+        self.recording = RecordingSlot()
         metrics_path = os.environ.get(METRICS_ENV)
         self._metrics = MetricsLog(metrics_path) if metrics_path else None
 
@@ -473,19 +372,12 @@ class SourceStream:
             return self._latest
 
     def start_recording(self, path: str | Path, raw: bool = False) -> Recorder:
-        """Record from the next processed frame on: the annotated frames, or the frames as the
-        camera sent them with ``raw``. A recording already running is finished first."""
-        self.stop_recording()
-        recorder = Recorder(path, self.source.fps)
-        with self._lock:
-            self._recorder, self._record_raw = recorder, raw
-        return recorder
+        """Record from the next processed frame on (see :class:`RecordingSlot`)."""
+        return self.recording.start(path, self.source.fps, raw)
 
     def stop_recording(self) -> dict[str, Any] | None:
-        """Finish the recording: its :meth:`Recorder.stop` summary (None: none, or no frame)."""
-        with self._lock:
-            recorder, self._recorder = self._recorder, None
-        return recorder.stop() if recorder is not None else None
+        """Finish the recording: its summary (None: none, or no frame)."""
+        return self.recording.stop()
 
     def snapshot(self) -> dict[str, Any]:
         """The source's status and, over the last ``window_s`` seconds: fps, faces in the last
@@ -498,7 +390,6 @@ class SourceStream:
             while self._recent and now - self._recent[0][0] > self.window_s:
                 self._recent.popleft()
             recent = list(self._recent)
-            recorder = self._recorder
         latencies = [latency for _, latency, _ in recent]
         p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
         return {
@@ -510,7 +401,7 @@ class SourceStream:
             "stage_ms": stats["stage_ms"],
             "frames_processed": stats["frames_total"],
             "errors": stats["errors"],
-            "recording": None if recorder is None else {"frames": recorder.frames, "full": recorder.full},
+            "recording": self.recording.state(),
         }
 
     def _pump(self) -> None:
@@ -530,9 +421,7 @@ class SourceStream:
                 self._recent.append((done, processed.latency_ms, tuple(f.name for f in result.faces if f.name)))
                 while done - self._recent[0][0] > self.window_s:
                     self._recent.popleft()
-                recorder, raw = self._recorder, self._record_raw
-            if recorder is not None:
-                recorder.write(frame.image if raw else annotated, frame.captured_at)
+            self.recording.write(annotated, frame.image, frame.captured_at)
             if self.on_result is not None:
                 self.on_result(processed)
             if self._metrics is not None:

@@ -183,15 +183,24 @@ class _Writer:
     resampler: av.AudioResampler | None
 
 
-def _open_output(path: Path, video_in: av.VideoStream, audio_in: av.AudioStream | None, width: int, height: int) -> _Writer:
+def open_mp4_video(path: str | Path, width: int, height: int, rate: Fraction, time_base: Fraction,
+                   low_latency: bool = False) -> tuple[av.container.OutputContainer, av.VideoStream]:  # fmt: skip
+    """An MP4 being written at ``path`` and its H.264 (``yuv420p``) video stream, as every
+    annotated video of the app is encoded; ``low_latency``: each frame is encoded at once (a live
+    recording, whose size so far is then what the file holds)."""
     container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
-    video = container.add_stream(VIDEO_CODEC, rate=_frame_rate(video_in))
+    video = container.add_stream(VIDEO_CODEC, rate=rate)
     video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-    video.codec_context.time_base = video_in.time_base or Fraction(1, 90_000)
+    video.codec_context.time_base = time_base
     if VIDEO_CODEC == "libx264":
-        video.options = {"crf": "21", "preset": "veryfast"}
+        video.options = {"crf": "21", "preset": "veryfast", **({"tune": "zerolatency"} if low_latency else {})}
     else:
         video.bit_rate = 4_000_000
+    return container, video
+
+
+def _open_output(path: Path, video_in: av.VideoStream, audio_in: av.AudioStream | None, width: int, height: int) -> _Writer:
+    container, video = open_mp4_video(path, width, height, _frame_rate(video_in), video_in.time_base or Fraction(1, 90_000))
     audio, copied, resampler = None, False, None
     if audio_in is not None:
         if audio_in.codec_context.name in COPIED_AUDIO_CODECS:

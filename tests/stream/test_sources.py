@@ -17,7 +17,8 @@ import pytest
 
 from core.store.gallery import redact
 from core.stream.pipeline import PipelineConfig
-from core.stream.sources import NetworkSource, Recorder, SourceError, SourceStream
+from core.stream.recording import Recorder
+from core.stream.sources import NetworkSource, SourceError, SourceStream
 from core.stream.synthetic import face_clip, write_video
 from tests.e2e import free_port, wait_until
 from tests.stream.rtsp_relay import FFMPEG, camera
