@@ -24,6 +24,7 @@ from core.stream.video import VIDEO_SUFFIXES
 from pages._widgets import saved_upload
 
 SOURCES = {"webcam": "Webcam", "url": "Network camera (URL)", "file": "Video file, looped"}
+IDLE_S = 60  # a source neither sent to a browser nor shown on a page for this long stops (its tab was closed)
 SEND_FPS = 25  # frames a second sent to the browser (the newest annotated frame each time)
 WAITING = np.full((360, 640, 3), 60, np.uint8)  # sent until the first annotated frame
 STATE_BOXES = {"live": st.success, "connecting": st.info, "reconnecting": st.warning, "failed": st.error, "stopped": st.info}
@@ -60,17 +61,20 @@ def stop_served_stream() -> None:
 def served_stream(location: str, config: PipelineConfig) -> SourceStream | None:
     """The session's stream of ``location``, started on first use (another location's is stopped),
     configured with ``config``; None, with the reason on the page, when it cannot be tried."""
-    if st.session_state.get("live_served_location") != location:
+    current: SourceStream | None = st.session_state.get("live_served")
+    stopped = current is not None and current.source.status().state == "stopped"  # left unwatched, it stopped itself
+    if st.session_state.get("live_served_location") != location or stopped:
         stop_served_stream()
         try:
             source = NetworkSource(location)
         except SourceError as error:
             st.error(str(error))
             return None
-        st.session_state.live_served = SourceStream(source, config).start()
+        st.session_state.live_served = SourceStream(source, config, idle_timeout_s=IDLE_S).start()
         st.session_state.live_served_location = location
     stream: SourceStream = st.session_state.live_served
     stream.configure(config)
+    stream.touch()
     return stream
 
 
@@ -78,6 +82,7 @@ def show_served_stream(stream: SourceStream, rtc: dict, column) -> None:
     """The annotated stream in the browser (press START; RECVONLY), its status and numbers, and Record."""
 
     def newest_frame(pts: int, time_base) -> av.VideoFrame:
+        stream.touch()  # the browser still receives it
         out = stream.annotated()
         return av.VideoFrame.from_ndarray(WAITING if out is None else out.annotated, format="bgr24")
 
@@ -92,6 +97,7 @@ def show_served_stream(stream: SourceStream, rtc: dict, column) -> None:
 @st.fragment(run_every=1.0)
 def served_panel(stream: SourceStream) -> None:
     """The source's state in words ("reconnecting in 4 s") and, while live, its numbers."""
+    stream.touch()  # the page is still open
     snapshot = stream.snapshot()
     STATE_BOXES[snapshot["state"]](f"{snapshot['url']}: {snapshot['message']}")
     if snapshot["state"] != "live":

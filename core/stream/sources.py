@@ -323,7 +323,8 @@ class SourceStream:
     """
 
     def __init__(self, source: NetworkSource, config: PipelineConfig | None = None,
-                 on_result: Callable[[ProcessedFrame], None] | None = None, window_s: float = 2.0) -> None:  # fmt: skip
+                 on_result: Callable[[ProcessedFrame], None] | None = None, window_s: float = 2.0,
+                 idle_timeout_s: float | None = None) -> None:  # fmt: skip
         self.source = source
         self.pipeline = FramePipeline(config or PipelineConfig(), PipelineStats(window_s))
         self.window_s = window_s
@@ -337,6 +338,8 @@ class SourceStream:
         self.recording = RecordingSlot()
         metrics_path = os.environ.get(METRICS_ENV)
         self._metrics = MetricsLog(metrics_path) if metrics_path else None
+        self.idle_timeout_s = idle_timeout_s
+        self._touched_at = time.monotonic()
 
     @property
     def stats(self) -> PipelineStats:
@@ -360,6 +363,11 @@ class SourceStream:
         if self._thread is not None and timeout:
             self._thread.join(timeout)
         return self.stop_recording()
+
+    def touch(self) -> None:
+        """Somebody still watches: with ``idle_timeout_s``, a stream nobody touched for that long
+        stops itself (its page was closed; nothing else would ever stop its threads)."""
+        self._touched_at = time.monotonic()
 
     def annotated(self) -> ProcessedFrame | None:
         """The newest annotated frame (None before the first)."""
@@ -407,6 +415,10 @@ class SourceStream:
     def _pump(self) -> None:
         number = 0
         while not self._stop.is_set():
+            if self.idle_timeout_s is not None and time.monotonic() - self._touched_at > self.idle_timeout_s:
+                log.info("%s: nobody watched for %.0f s: stopped", self.source.url, self.idle_timeout_s)
+                self.stop(timeout=None)  # a page left open nowhere: the camera is let go, a recording kept
+                return
             frame = self.source.wait_frame(number, timeout=0.5)
             if frame is None:
                 continue

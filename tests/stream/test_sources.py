@@ -196,6 +196,25 @@ def test_a_looped_file_plays_at_its_own_pace_and_starts_again(tmp_path, face_pho
     assert (last.captured_at - first.captured_at) == pytest.approx(played / 30, abs=0.15)
 
 
+def test_a_stream_nobody_watches_stops_itself_and_one_watched_goes_on(tmp_path, face_photos):
+    clip = write_video(list(face_clip(face_photos[:1], 30, size=(320, 240), face_side=160)), tmp_path / "one.mp4")
+    watched = SourceStream(NetworkSource(clip), idle_timeout_s=1.0).start()
+    left = SourceStream(NetworkSource(clip), idle_timeout_s=1.0).start()  # its page was closed
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            watched.touch()  # the page or the browser still takes its frames
+            time.sleep(0.2)
+        assert left.source.status().state == "stopped"
+        assert watched.source.status().state != "stopped"
+        before = watched.snapshot()["frames_processed"]
+        time.sleep(0.5)
+        assert watched.snapshot()["frames_processed"] > before  # still processing
+    finally:
+        watched.stop(2)
+        left.stop(2)
+
+
 def test_the_recorder_writes_a_playable_mp4_of_every_frame_at_its_time(tmp_path):
     target = tmp_path / "recording.mp4"
     recorder = Recorder(target, fps=30)
