@@ -81,10 +81,16 @@ def served_stream(location: str, config: PipelineConfig) -> SourceStream | None:
 def show_served_stream(stream: SourceStream, rtc: dict, column) -> None:
     """The annotated stream in the browser (press START; RECVONLY), its status and numbers, and Record."""
 
+    converted: dict[int, av.VideoFrame] = {}  # the frame last sent, by its number: converted once, sent until a newer one
+
     def newest_frame(pts: int, time_base) -> av.VideoFrame:
         stream.touch()  # the browser still receives it
         out = stream.annotated()
-        return av.VideoFrame.from_ndarray(WAITING if out is None else out.annotated, format="bgr24")
+        number = 0 if out is None else out.number
+        if number not in converted:
+            converted.clear()
+            converted[number] = av.VideoFrame.from_ndarray(WAITING if out is None else out.annotated, format="bgr24")
+        return converted[number]
 
     track = create_video_source_track(newest_frame, key=f"live_served_{stream.source.url}", fps=SEND_FPS)
     with column:

@@ -399,10 +399,8 @@ def prepare_photo(
     (:func:`clear_subject`). The second value is what to store, None when the photo is rejected.
     """
     try:
-        if isinstance(data, Snapshot):
-            image = check_image(data.image)
-        else:
-            image = check_image(data) if isinstance(data, np.ndarray) else load_image(data)
+        pixels = data.image if isinstance(data, Snapshot) else data
+        image = check_image(pixels) if isinstance(pixels, np.ndarray) else load_image(pixels)
     except ImageError as error:
         return PhotoOutcome(source_name, False, str(error)), None
     faces = [replace(face) for face in data.faces] if isinstance(data, Snapshot) else find_faces(image)
